@@ -248,3 +248,47 @@ mod tests {
         assert!(validate_name(&"王".repeat(51)).is_err());
     }
 }
+
+/// Two-character surnames (复姓) that must not be split after the first character.
+const COMPOUND_SURNAMES: [&str; 26] = [
+    "欧阳", "司马", "诸葛", "上官", "东方", "皇甫", "令狐", "慕容", "尉迟", "长孙", "宇文", "司徒",
+    "夏侯", "公孙", "轩辕", "端木", "申屠", "独孤", "南宫", "西门", "万俟", "闻人", "赫连", "澹台",
+    "呼延", "钟离",
+];
+
+/// Splits a Chinese full name into (surname, given name). Names without Han
+/// characters (e.g. imported foreign records) are returned whole as the surname.
+pub fn split_chinese_name(full: &str) -> (String, String) {
+    let full = full.trim();
+    if !full
+        .chars()
+        .next()
+        .is_some_and(|c| ('\u{4e00}'..='\u{9fff}').contains(&c))
+    {
+        return (full.to_string(), String::new());
+    }
+    let n = if COMPOUND_SURNAMES.iter().any(|s| full.starts_with(s)) && full.chars().count() > 2 {
+        2
+    } else {
+        1
+    };
+    let family: String = full.chars().take(n).collect();
+    let given: String = full.chars().skip(n).collect();
+    (family, given)
+}
+
+#[cfg(test)]
+mod name_tests {
+    use super::split_chinese_name;
+
+    #[test]
+    fn splits_single_and_compound_surnames() {
+        assert_eq!(split_chinese_name("王小明"), ("王".into(), "小明".into()));
+        assert_eq!(
+            split_chinese_name("欧阳娜娜"),
+            ("欧阳".into(), "娜娜".into())
+        );
+        assert_eq!(split_chinese_name("欧阳"), ("欧".into(), "阳".into()));
+        assert_eq!(split_chinese_name("Smith"), ("Smith".into(), "".into()));
+    }
+}

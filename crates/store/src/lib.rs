@@ -1,0 +1,392 @@
+//! Persistence for yigong behind one API over two backends: SQLite (embedded
+//! default, WAL, one file) and PostgreSQL (production).
+//!
+//! Everything the server stores goes through [`Store`]: versioned FHIR resources
+//! with their search index, the organisation tree used for scope, the audit log,
+//! the access log of patient-record reads, users and credentials.
+
+mod auth;
+pub mod db;
+mod resources;
+mod stats;
+
+pub use auth::{Role, User};
+pub use db::{Db, Dialect, Sql, Val};
+pub use resources::{
+    Clause, Doc, Match, OrgNode, Precondition, Query, Sort, SortKey, Stored, WriteResult,
+};
+pub use stats::{MonthCount, Overview, TreeNode};
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::{Mutex, RwLock};
+use thiserror::Error;
+
+#[derive(Debug, Error)]
+pub enum StoreError {
+    /// A precondition failed: stale version (If-Match) → HTTP 412.
+    #[error("版本冲突:资源已被他人修改(当前版本 {current}),请刷新后重试")]
+    VersionConflict { current: i64 },
+    /// Update of an existing resource without If-Match → HTTP 428.
+    #[error("更新已存在的资源必须提供 If-Match 版本号")]
+    VersionRequired,
+    #[error("{0}")]
+    NotFound(String),
+    /// A reference to a resource that does not exist → HTTP 422.
+    #[error("引用的资源 {0} 不存在")]
+    MissingReference(String),
+    /// Outside the actor's scope → HTTP 403.
+    #[error("{0}")]
+    Forbidden(String),
+    #[error("{0}")]
+    Conflict(String),
+    #[error("数据库错误: {0}")]
+    Database(String),
+}
+
+impl From<r2d2_sqlite::rusqlite::Error> for StoreError {
+    fn from(e: r2d2_sqlite::rusqlite::Error) -> Self {
+        if let r2d2_sqlite::rusqlite::Error::SqliteFailure(f, _) = &e {
+            if f.code == r2d2_sqlite::rusqlite::ErrorCode::ConstraintViolation {
+                return StoreError::Conflict(format!("数据冲突: {e}"));
+            }
+        }
+        StoreError::Database(e.to_string())
+    }
+}
+impl From<r2d2_postgres::postgres::Error> for StoreError {
+    fn from(e: r2d2_postgres::postgres::Error) -> Self {
+        if let Some(db) = e.as_db_error() {
+            let code = db.code().code();
+            if code == "23505" || code == "40001" || code == "40P01" {
+                return StoreError::Conflict(format!("并发冲突,请重试: {}", db.message()));
+            }
+        }
+        StoreError::Database(e.to_string())
+    }
+}
+impl From<r2d2::Error> for StoreError {
+    fn from(e: r2d2::Error) -> Self {
+        StoreError::Database(e.to_string())
+    }
+}
+
+/// Where a user's view of the county ends.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Scope {
+    /// The whole county (health commission, operations centre, administrators).
+    County,
+    /// One medical community and everything in it.
+    Community(String),
+    /// One institution and its departments.
+    Institution(String),
+}
+
+impl Scope {
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Scope::County => "county",
+            Scope::Community(_) => "community",
+            Scope::Institution(_) => "institution",
+        }
+    }
+    pub fn id(&self) -> Option<&str> {
+        match self {
+            Scope::County => None,
+            Scope::Community(c) | Scope::Institution(c) => Some(c),
+        }
+    }
+    pub fn from_parts(kind: &str, id: Option<String>) -> Option<Scope> {
+        match (kind, id) {
+            ("county", _) => Some(Scope::County),
+            ("community", Some(c)) => Some(Scope::Community(c)),
+            ("institution", Some(i)) => Some(Scope::Institution(i)),
+            _ => None,
+        }
+    }
+    /// Whether a record owned by (inst, comm) and about a patient of (pinst, pcomm)
+    /// is visible in this scope.
+    pub fn allows(
+        &self,
+        inst: Option<&str>,
+        comm: Option<&str>,
+        pinst: Option<&str>,
+        pcomm: Option<&str>,
+    ) -> bool {
+        match self {
+            Scope::County => true,
+            Scope::Community(c) => comm == Some(c) || pcomm == Some(c),
+            Scope::Institution(i) => inst == Some(i) || pinst == Some(i),
+        }
+    }
+}
+
+/// Who is acting, for scope checks and the audit log.
+#[derive(Debug, Clone)]
+pub struct Actor {
+    pub user: String,
+    pub institution: Option<String>,
+    pub scope: Scope,
+}
+
+impl Actor {
+    /// The system itself (generator, importer run by an administrator on the host).
+    pub fn system(name: &str) -> Actor {
+        Actor {
+            user: name.to_string(),
+            institution: None,
+            scope: Scope::County,
+        }
+    }
+}
+
+/// One read of a patient's record, kept for the resident's "who looked at my record".
+#[derive(Debug, Clone)]
+pub struct Access {
+    pub at: String,
+    pub actor: String,
+    pub institution: Option<String>,
+    pub rtype: String,
+    pub rid: String,
+    pub patient: Option<String>,
+}
+
+pub struct Store {
+    db: Db,
+    /// Pending access-log rows, flushed in batches so reads never wait on a write.
+    access_buf: Mutex<Vec<Access>>,
+    /// Bearer tokens and session cookies already verified: hash → (user, expiry).
+    credential_cache: RwLock<HashMap<String, (User, String)>>,
+}
+
+const SQLITE_SCHEMA: &str = include_str!("migrations/001_sqlite.sql");
+const POSTGRES_SCHEMA: &str = include_str!("migrations/001_postgres.sql");
+pub const SCHEMA_VERSION: i64 = 1;
+
+impl Store {
+    /// Opens (creating if needed) the SQLite database `yigong.db` under `data_dir`.
+    pub fn open_sqlite_dir(data_dir: &Path) -> Result<Store, StoreError> {
+        std::fs::create_dir_all(data_dir)
+            .map_err(|e| StoreError::Database(format!("无法创建数据目录: {e}")))?;
+        Self::init(Db::open_sqlite(&data_dir.join("yigong.db"))?)
+    }
+    pub fn open_postgres(url: &str) -> Result<Store, StoreError> {
+        Self::init(Db::open_postgres(url)?)
+    }
+    /// Opens by URL: `postgres://…` or `sqlite:PATH` / a plain directory path.
+    pub fn open(url_or_dir: &str) -> Result<Store, StoreError> {
+        if url_or_dir.starts_with("postgres://") || url_or_dir.starts_with("postgresql://") {
+            Self::open_postgres(url_or_dir)
+        } else {
+            Self::open_sqlite_dir(Path::new(url_or_dir.trim_start_matches("sqlite:")))
+        }
+    }
+
+    fn init(db: Db) -> Result<Store, StoreError> {
+        let store = Store {
+            db,
+            access_buf: Mutex::new(Vec::new()),
+            credential_cache: RwLock::new(HashMap::new()),
+        };
+        store.migrate()?;
+        Ok(store)
+    }
+
+    fn migrate(&self) -> Result<(), StoreError> {
+        let schema = match self.db.dialect() {
+            Dialect::Sqlite => SQLITE_SCHEMA,
+            Dialect::Postgres => POSTGRES_SCHEMA,
+        };
+        self.db.write(|tx| {
+            if tx.dialect() == Dialect::Postgres {
+                // Serialise concurrent migrations of the same database.
+                tx.exec("SELECT pg_advisory_xact_lock(7041)", &[])?;
+            }
+            for stmt in split_sql(schema) {
+                tx.exec(&stmt, &[])?;
+            }
+            tx.exec(
+                "INSERT INTO meta (key, value) VALUES ('schema_version', ?) ON CONFLICT (key) DO NOTHING",
+                &[Val::Text(SCHEMA_VERSION.to_string())],
+            )?;
+            Ok(())
+        })
+    }
+
+    pub fn dialect(&self) -> Dialect {
+        self.db.dialect()
+    }
+    pub fn db(&self) -> &Db {
+        &self.db
+    }
+
+    /// Removes every row (used by tests against a shared PostgreSQL database).
+    pub fn wipe_all(&self) -> Result<(), StoreError> {
+        self.db.write(|tx| {
+            for t in [
+                "credentials",
+                "users",
+                "access_log",
+                "audit",
+                "org_tree",
+                "search_index",
+                "resource_history",
+                "resource",
+                "encounter_month",
+            ] {
+                tx.exec(&format!("DELETE FROM {t}"), &[])?;
+            }
+            Ok(())
+        })?;
+        self.credential_cache
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .clear();
+        Ok(())
+    }
+
+    pub fn meta_get(&self, key: &str) -> Result<Option<String>, StoreError> {
+        self.db.read(|c| {
+            Ok(
+                c.query_one("SELECT value FROM meta WHERE key = ?", &[key.into()])?
+                    .and_then(|r| r.into_iter().next())
+                    .and_then(Val::into_string),
+            )
+        })
+    }
+    pub fn meta_set(&self, key: &str, value: &str) -> Result<(), StoreError> {
+        self.db.write(|tx| {
+            tx.exec(
+                "INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                &[key.into(), value.into()],
+            )?;
+            Ok(())
+        })
+    }
+
+    /// Queues a patient-record read for the access log.
+    pub fn log_access(&self, a: Access) {
+        let mut buf = self.access_buf.lock().unwrap_or_else(|p| p.into_inner());
+        buf.push(a);
+    }
+
+    /// Writes queued access-log rows in one transaction. Called periodically by the
+    /// server and before any query of the log, so the log is never stale to a reader.
+    pub fn flush_access_log(&self) -> Result<usize, StoreError> {
+        let batch = std::mem::take(&mut *self.access_buf.lock().unwrap_or_else(|p| p.into_inner()));
+        if batch.is_empty() {
+            return Ok(0);
+        }
+        let n = batch.len();
+        self.db.write(|tx| {
+            for a in &batch {
+                tx.exec(
+                    "INSERT INTO access_log (at, actor, institution, rtype, rid, patient) VALUES (?, ?, ?, ?, ?, ?)",
+                    &[(&a.at).into(), (&a.actor).into(), a.institution.clone().into(), (&a.rtype).into(), (&a.rid).into(), a.patient.clone().into()],
+                )?;
+            }
+            Ok(())
+        })?;
+        Ok(n)
+    }
+
+    /// Who read this patient's record, newest first.
+    pub fn access_history(&self, patient: &str, limit: i64) -> Result<Vec<Access>, StoreError> {
+        self.flush_access_log()?;
+        self.db.read(|c| {
+            let rows = c.query(
+                "SELECT at, actor, institution, rtype, rid, patient FROM access_log WHERE patient = ? ORDER BY seq DESC LIMIT ?",
+                &[patient.into(), Val::Int(limit)],
+            )?;
+            Ok(rows.into_iter().map(access_from_row).collect())
+        })
+    }
+
+    /// The audit log, newest first, optionally for one resource.
+    pub fn audit_log(
+        &self,
+        resource: Option<(&str, &str)>,
+        offset: i64,
+        limit: i64,
+    ) -> Result<Vec<AuditEntry>, StoreError> {
+        self.db.read(|c| {
+            let rows = match resource {
+                Some((t, id)) => c.query(
+                    "SELECT seq, at, actor, institution, action, rtype, rid, version, reason FROM audit WHERE rtype = ? AND rid = ? ORDER BY seq DESC LIMIT ? OFFSET ?",
+                    &[t.into(), id.into(), Val::Int(limit), Val::Int(offset)],
+                )?,
+                None => c.query(
+                    "SELECT seq, at, actor, institution, action, rtype, rid, version, reason FROM audit ORDER BY seq DESC LIMIT ? OFFSET ?",
+                    &[Val::Int(limit), Val::Int(offset)],
+                )?,
+            };
+            Ok(rows.into_iter().map(audit_from_row).collect())
+        })
+    }
+
+    pub fn audit_count(&self) -> Result<i64, StoreError> {
+        self.db
+            .read(|c| c.scalar_int("SELECT count(*) FROM audit", &[]))
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditEntry {
+    pub seq: i64,
+    pub at: String,
+    pub actor: String,
+    pub institution: Option<String>,
+    pub action: String,
+    pub rtype: Option<String>,
+    pub rid: Option<String>,
+    pub version: Option<i64>,
+    pub reason: Option<String>,
+}
+
+fn audit_from_row(r: Vec<Val>) -> AuditEntry {
+    let mut it = r.into_iter();
+    let mut next = || it.next().unwrap_or(Val::Null);
+    AuditEntry {
+        seq: next().as_int().unwrap_or(0),
+        at: next().into_string().unwrap_or_default(),
+        actor: next().into_string().unwrap_or_default(),
+        institution: next().into_string(),
+        action: next().into_string().unwrap_or_default(),
+        rtype: next().into_string(),
+        rid: next().into_string(),
+        version: next().as_int(),
+        reason: next().into_string(),
+    }
+}
+
+fn access_from_row(r: Vec<Val>) -> Access {
+    let mut it = r.into_iter();
+    let mut next = || it.next().unwrap_or(Val::Null);
+    Access {
+        at: next().into_string().unwrap_or_default(),
+        actor: next().into_string().unwrap_or_default(),
+        institution: next().into_string(),
+        rtype: next().into_string().unwrap_or_default(),
+        rid: next().into_string().unwrap_or_default(),
+        patient: next().into_string(),
+    }
+}
+
+/// Splits a migration file into statements (no semicolons inside our statements).
+fn split_sql(s: &str) -> Vec<String> {
+    s.split(';')
+        .map(|stmt| {
+            stmt.lines()
+                .filter(|l| !l.trim_start().starts_with("--"))
+                .collect::<Vec<_>>()
+                .join("\n")
+        })
+        .map(|stmt| stmt.trim().to_string())
+        .filter(|stmt| !stmt.is_empty())
+        .collect()
+}
+
+/// Current time as stored: RFC 3339 UTC with milliseconds (sorts as text).
+pub fn now_string() -> String {
+    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}

@@ -1,0 +1,384 @@
+//! A thin, synchronous SQL layer over two drivers (rusqlite and postgres), so the
+//! repository code is written once. SQL uses `?` placeholders; for PostgreSQL they
+//! are rewritten to `$n`. Values are limited to NULL, 64-bit integers and text,
+//! which is all the schema uses.
+
+use crate::StoreError;
+use r2d2_postgres::postgres::types::{IsNull, ToSql, Type, to_sql_checked};
+use r2d2_postgres::{PostgresConnectionManager, postgres};
+use r2d2_sqlite::SqliteConnectionManager;
+use r2d2_sqlite::rusqlite;
+use std::path::Path;
+use std::sync::Mutex;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Val {
+    Null,
+    Int(i64),
+    Text(String),
+}
+
+impl Val {
+    pub fn as_str(&self) -> Option<&str> {
+        match self {
+            Val::Text(s) => Some(s),
+            _ => None,
+        }
+    }
+    pub fn as_int(&self) -> Option<i64> {
+        match self {
+            Val::Int(i) => Some(*i),
+            _ => None,
+        }
+    }
+    pub fn into_string(self) -> Option<String> {
+        match self {
+            Val::Text(s) => Some(s),
+            _ => None,
+        }
+    }
+}
+
+impl From<&str> for Val {
+    fn from(s: &str) -> Val {
+        Val::Text(s.to_string())
+    }
+}
+impl From<String> for Val {
+    fn from(s: String) -> Val {
+        Val::Text(s)
+    }
+}
+impl From<&String> for Val {
+    fn from(s: &String) -> Val {
+        Val::Text(s.clone())
+    }
+}
+impl From<i64> for Val {
+    fn from(i: i64) -> Val {
+        Val::Int(i)
+    }
+}
+impl<T: Into<Val>> From<Option<T>> for Val {
+    fn from(o: Option<T>) -> Val {
+        o.map_or(Val::Null, Into::into)
+    }
+}
+
+pub type Row = Vec<Val>;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dialect {
+    Sqlite,
+    Postgres,
+}
+
+/// One connection, possibly inside a transaction.
+pub trait Sql {
+    fn exec(&mut self, sql: &str, params: &[Val]) -> Result<u64, StoreError>;
+    fn query(&mut self, sql: &str, params: &[Val]) -> Result<Vec<Row>, StoreError>;
+    fn dialect(&self) -> Dialect;
+    fn query_one(&mut self, sql: &str, params: &[Val]) -> Result<Option<Row>, StoreError> {
+        Ok(self.query(sql, params)?.into_iter().next())
+    }
+    fn scalar_int(&mut self, sql: &str, params: &[Val]) -> Result<i64, StoreError> {
+        Ok(self
+            .query_one(sql, params)?
+            .and_then(|r| r.into_iter().next())
+            .and_then(|v| v.as_int())
+            .unwrap_or(0))
+    }
+}
+
+// ---------- SQLite ----------
+
+impl rusqlite::types::ToSql for Val {
+    fn to_sql(&self) -> rusqlite::Result<rusqlite::types::ToSqlOutput<'_>> {
+        use rusqlite::types::{ToSqlOutput, ValueRef};
+        Ok(match self {
+            Val::Null => ToSqlOutput::Borrowed(ValueRef::Null),
+            Val::Int(i) => ToSqlOutput::Borrowed(ValueRef::Integer(*i)),
+            Val::Text(s) => ToSqlOutput::Borrowed(ValueRef::Text(s.as_bytes())),
+        })
+    }
+}
+
+fn sqlite_row(row: &rusqlite::Row<'_>, n: usize) -> rusqlite::Result<Row> {
+    use rusqlite::types::ValueRef;
+    (0..n)
+        .map(|i| {
+            Ok(match row.get_ref(i)? {
+                ValueRef::Null => Val::Null,
+                ValueRef::Integer(i) => Val::Int(i),
+                ValueRef::Real(f) => Val::Int(f as i64),
+                ValueRef::Text(t) => Val::Text(String::from_utf8_lossy(t).into_owned()),
+                ValueRef::Blob(b) => Val::Text(String::from_utf8_lossy(b).into_owned()),
+            })
+        })
+        .collect()
+}
+
+impl Sql for rusqlite::Connection {
+    fn exec(&mut self, sql: &str, params: &[Val]) -> Result<u64, StoreError> {
+        let mut st = self.prepare_cached(sql)?;
+        Ok(st.execute(rusqlite::params_from_iter(params.iter()))? as u64)
+    }
+    fn query(&mut self, sql: &str, params: &[Val]) -> Result<Vec<Row>, StoreError> {
+        let mut st = self.prepare_cached(sql)?;
+        let n = st.column_count();
+        let rows = st.query_map(rusqlite::params_from_iter(params.iter()), |r| {
+            sqlite_row(r, n)
+        })?;
+        Ok(rows.collect::<Result<Vec<_>, _>>()?)
+    }
+    fn dialect(&self) -> Dialect {
+        Dialect::Sqlite
+    }
+}
+
+// ---------- PostgreSQL ----------
+
+#[derive(Debug)]
+struct PgNull;
+impl ToSql for PgNull {
+    fn to_sql(
+        &self,
+        _: &Type,
+        _: &mut bytes::BytesMut,
+    ) -> Result<IsNull, Box<dyn std::error::Error + Sync + Send>> {
+        Ok(IsNull::Yes)
+    }
+    fn accepts(_: &Type) -> bool {
+        true
+    }
+    to_sql_checked!();
+}
+
+fn pg_sql(sql: &str) -> String {
+    let mut out = String::with_capacity(sql.len() + 8);
+    let mut n = 0;
+    for c in sql.chars() {
+        if c == '?' {
+            n += 1;
+            out.push('$');
+            out.push_str(&n.to_string());
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+fn pg_params(params: &[Val]) -> Vec<Box<dyn ToSql + Sync>> {
+    params
+        .iter()
+        .map(|v| -> Box<dyn ToSql + Sync> {
+            match v {
+                Val::Null => Box::new(PgNull),
+                Val::Int(i) => Box::new(*i),
+                Val::Text(s) => Box::new(s.clone()),
+            }
+        })
+        .collect()
+}
+
+fn pg_row(row: &postgres::Row) -> Result<Row, StoreError> {
+    let mut out = Vec::with_capacity(row.len());
+    for (i, col) in row.columns().iter().enumerate() {
+        let t = col.type_();
+        let v = if *t == Type::INT8 {
+            row.try_get::<_, Option<i64>>(i)?
+                .map_or(Val::Null, Val::Int)
+        } else if *t == Type::INT4 {
+            row.try_get::<_, Option<i32>>(i)?
+                .map_or(Val::Null, |x| Val::Int(x as i64))
+        } else if *t == Type::INT2 {
+            row.try_get::<_, Option<i16>>(i)?
+                .map_or(Val::Null, |x| Val::Int(x as i64))
+        } else if *t == Type::BOOL {
+            row.try_get::<_, Option<bool>>(i)?
+                .map_or(Val::Null, |x| Val::Int(x as i64))
+        } else if *t == Type::NUMERIC {
+            // Sums over BIGINT come back as NUMERIC; the schema never stores fractions.
+            row.try_get::<_, Option<PgNumericText>>(i)?
+                .map_or(Val::Null, |x| Val::Int(x.0))
+        } else {
+            row.try_get::<_, Option<String>>(i)?
+                .map_or(Val::Null, Val::Text)
+        };
+        out.push(v);
+    }
+    Ok(out)
+}
+
+/// Minimal decoder for integral NUMERIC values (binary format).
+struct PgNumericText(i64);
+impl<'a> r2d2_postgres::postgres::types::FromSql<'a> for PgNumericText {
+    fn from_sql(_: &Type, raw: &'a [u8]) -> Result<Self, Box<dyn std::error::Error + Sync + Send>> {
+        let rd = |i: usize| i16::from_be_bytes([raw[i], raw[i + 1]]);
+        let ndigits = rd(0) as usize;
+        let weight = rd(2) as i32;
+        let sign = rd(4) as u16;
+        let mut v: i64 = 0;
+        for d in 0..ndigits {
+            let digit = rd(8 + 2 * d) as i64;
+            let pos = weight - d as i32;
+            if pos >= 0 {
+                v += digit * 10_000i64.pow(pos as u32);
+            }
+        }
+        Ok(PgNumericText(if sign == 0x4000 { -v } else { v }))
+    }
+    fn accepts(t: &Type) -> bool {
+        *t == Type::NUMERIC
+    }
+}
+
+impl Sql for postgres::Client {
+    fn exec(&mut self, sql: &str, params: &[Val]) -> Result<u64, StoreError> {
+        let p = pg_params(params);
+        let refs: Vec<&(dyn ToSql + Sync)> = p.iter().map(|b| b.as_ref()).collect();
+        Ok(self.execute(pg_sql(sql).as_str(), &refs)?)
+    }
+    fn query(&mut self, sql: &str, params: &[Val]) -> Result<Vec<Row>, StoreError> {
+        let p = pg_params(params);
+        let refs: Vec<&(dyn ToSql + Sync)> = p.iter().map(|b| b.as_ref()).collect();
+        self.query(pg_sql(sql).as_str(), &refs)?
+            .iter()
+            .map(pg_row)
+            .collect()
+    }
+    fn dialect(&self) -> Dialect {
+        Dialect::Postgres
+    }
+}
+
+// ---------- Pools ----------
+
+type PgPool = r2d2::Pool<PostgresConnectionManager<postgres::NoTls>>;
+type LitePool = r2d2::Pool<SqliteConnectionManager>;
+
+/// The database: SQLite (one writer connection plus a pool of readers, WAL) or a
+/// PostgreSQL pool.
+pub enum Db {
+    Sqlite {
+        writer: Mutex<rusqlite::Connection>,
+        readers: LitePool,
+    },
+    Postgres {
+        pool: PgPool,
+    },
+}
+
+fn sqlite_init(c: &mut rusqlite::Connection) -> rusqlite::Result<()> {
+    // WAL lets readers run beside the writer; NORMAL sync keeps every committed
+    // transaction across a process kill (only an OS crash may lose the last ones).
+    c.execute_batch(
+        "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON;
+         PRAGMA busy_timeout=10000; PRAGMA cache_size=-65536; PRAGMA temp_store=MEMORY;
+         PRAGMA mmap_size=1073741824;",
+    )
+}
+
+impl Db {
+    pub fn open_sqlite(path: &Path) -> Result<Db, StoreError> {
+        let mut writer = rusqlite::Connection::open(path)?;
+        sqlite_init(&mut writer)?;
+        writer.set_prepared_statement_cache_capacity(256);
+        let manager = SqliteConnectionManager::file(path).with_init(|c| {
+            sqlite_init(c)?;
+            c.set_prepared_statement_cache_capacity(256);
+            Ok(())
+        });
+        let readers = r2d2::Pool::builder()
+            .max_size(16)
+            .min_idle(Some(2))
+            .build(manager)?;
+        Ok(Db::Sqlite {
+            writer: Mutex::new(writer),
+            readers,
+        })
+    }
+
+    pub fn open_postgres(url: &str) -> Result<Db, StoreError> {
+        let config: postgres::Config = url.parse()?;
+        let manager = PostgresConnectionManager::new(config, postgres::NoTls);
+        let pool = r2d2::Pool::builder()
+            .max_size(16)
+            .min_idle(Some(1))
+            .build(manager)?;
+        Ok(Db::Postgres { pool })
+    }
+
+    pub fn dialect(&self) -> Dialect {
+        match self {
+            Db::Sqlite { .. } => Dialect::Sqlite,
+            Db::Postgres { .. } => Dialect::Postgres,
+        }
+    }
+
+    /// Runs `f` inside one transaction: committed if it returns Ok, rolled back otherwise.
+    pub fn write<T>(
+        &self,
+        f: impl FnOnce(&mut dyn Sql) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        match self {
+            Db::Sqlite { writer, .. } => {
+                let mut c = writer.lock().unwrap_or_else(|p| p.into_inner());
+                run_tx(&mut *c, "BEGIN IMMEDIATE", f)
+            }
+            Db::Postgres { pool } => {
+                let mut c = pool.get()?;
+                run_tx(&mut *c, "BEGIN", f)
+            }
+        }
+    }
+
+    /// Runs `f` on a read connection (no transaction guarantees across statements).
+    pub fn read<T>(
+        &self,
+        f: impl FnOnce(&mut dyn Sql) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        match self {
+            Db::Sqlite { readers, .. } => {
+                let mut c = readers.get()?;
+                f(&mut *c)
+            }
+            Db::Postgres { pool } => {
+                let mut c = pool.get()?;
+                f(&mut *c)
+            }
+        }
+    }
+}
+
+fn run_tx<T>(
+    c: &mut dyn Sql,
+    begin: &str,
+    f: impl FnOnce(&mut dyn Sql) -> Result<T, StoreError>,
+) -> Result<T, StoreError> {
+    c.exec(begin, &[])?;
+    match f(c) {
+        Ok(v) => {
+            c.exec("COMMIT", &[])?;
+            Ok(v)
+        }
+        Err(e) => {
+            let _ = c.exec("ROLLBACK", &[]);
+            Err(e)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn placeholders_are_numbered_for_postgres() {
+        assert_eq!(
+            pg_sql("SELECT a FROM t WHERE b=? AND c IN (?,?)"),
+            "SELECT a FROM t WHERE b=$1 AND c IN ($2,$3)"
+        );
+    }
+}

@@ -1,0 +1,806 @@
+//! Versioned FHIR resources: write (with audit, scope and optimistic concurrency),
+//! read, vread, history and search.
+
+use crate::db::{Dialect, Sql, Val};
+use crate::{Actor, Scope, Store, StoreError, now_string};
+use serde_json::Value;
+
+/// Extra facts about an Organization resource, kept in `org_tree` for scope.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OrgNode {
+    pub name: String,
+    pub kind: Option<String>,
+    pub tier: Option<String>,
+    pub parent: Option<String>,
+    /// True for institutions (hospitals, centres, clinics): they own departments.
+    pub is_institution: bool,
+    pub is_community: bool,
+    pub sub_centre: bool,
+    pub lead: bool,
+}
+
+/// A resource ready to store: the body plus what the FHIR layer extracted from it.
+#[derive(Debug, Clone)]
+pub struct Doc {
+    pub rtype: String,
+    pub id: String,
+    /// The full resource; the store sets `meta.versionId` and `meta.lastUpdated`.
+    pub body: Value,
+    pub org: Option<String>,
+    pub patient: Option<String>,
+    pub date: Option<String>,
+    /// Search parameter values (name, normalised value).
+    pub index: Vec<(String, String)>,
+    /// References that must resolve to existing resources (type, id).
+    pub refs: Vec<(String, String)>,
+    pub org_node: Option<OrgNode>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Precondition {
+    /// Create a new resource; fails if the id is taken.
+    Create,
+    /// Update only if the current version is this one (If-Match).
+    IfMatch(i64),
+    /// Create, or update when the content differs (imports; idempotent by id).
+    Upsert,
+    /// Create if absent; an update of an existing resource requires If-Match.
+    CreateOrRequireVersion,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Stored {
+    pub rtype: String,
+    pub id: String,
+    pub version: i64,
+    pub updated: String,
+    pub deleted: bool,
+    /// The JSON text served to clients.
+    pub body: String,
+    pub inst: Option<String>,
+    pub comm: Option<String>,
+    pub patient: Option<String>,
+    pub pinst: Option<String>,
+    pub pcomm: Option<String>,
+}
+
+impl Stored {
+    pub fn visible_to(&self, scope: &Scope) -> bool {
+        is_directory(&self.rtype)
+            || scope.allows(
+                self.inst.as_deref(),
+                self.comm.as_deref(),
+                self.pinst.as_deref(),
+                self.pcomm.as_deref(),
+            )
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WriteResult {
+    pub stored: Stored,
+    pub created: bool,
+    /// False when an upsert found identical content and wrote nothing.
+    pub changed: bool,
+}
+
+/// Directory resources (the organisation tree and staff) are visible to every
+/// signed-in user of the county; everything else is scoped.
+pub fn is_directory(rtype: &str) -> bool {
+    matches!(
+        rtype,
+        "Organization" | "Practitioner" | "PractitionerRole" | "Location" | "HealthcareService"
+    )
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Match {
+    Eq(String),
+    /// Values starting with the prefix.
+    Prefix(String),
+    /// lo inclusive, hi exclusive; either may be open.
+    Range(Option<String>, Option<String>),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Column {
+    Patient,
+    Org,
+    Date,
+    Id,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Clause {
+    /// Any of the values of an indexed parameter (OR); all clauses are ANDed.
+    Param(String, Vec<Match>),
+    Column(Column, Vec<Match>),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SortKey {
+    LastUpdated,
+    Id,
+    Date,
+    Param(String),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Sort {
+    pub key: SortKey,
+    pub descending: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Query {
+    pub rtype: String,
+    pub clauses: Vec<Clause>,
+    pub sort: Vec<Sort>,
+    pub limit: i64,
+    pub offset: i64,
+    pub want_total: bool,
+    pub count_only: bool,
+}
+
+impl Query {
+    pub fn new(rtype: &str) -> Query {
+        Query {
+            rtype: rtype.to_string(),
+            clauses: vec![],
+            sort: vec![],
+            limit: 20,
+            offset: 0,
+            want_total: false,
+            count_only: false,
+        }
+    }
+}
+
+const SELECT_COLS: &str = "r.rtype, r.id, r.version, r.updated, r.deleted, r.body, r.inst, r.comm, r.patient, r.pinst, r.pcomm";
+
+fn stored_from_row(r: Vec<Val>) -> Stored {
+    let mut it = r.into_iter();
+    let mut next = || it.next().unwrap_or(Val::Null);
+    Stored {
+        rtype: next().into_string().unwrap_or_default(),
+        id: next().into_string().unwrap_or_default(),
+        version: next().as_int().unwrap_or(0),
+        updated: next().into_string().unwrap_or_default(),
+        deleted: next().as_int().unwrap_or(0) != 0,
+        body: next().into_string().unwrap_or_default(),
+        inst: next().into_string(),
+        comm: next().into_string(),
+        patient: next().into_string(),
+        pinst: next().into_string(),
+        pcomm: next().into_string(),
+    }
+}
+
+/// Local (Asia/Shanghai, UTC+8 with no daylight saving since 1991) month of an
+/// ISO date or date-time, for the per-month counters.
+fn local_month(date: &str) -> Option<String> {
+    if let Ok(t) = chrono::DateTime::parse_from_rfc3339(date) {
+        let local = t.with_timezone(&chrono::FixedOffset::east_opt(8 * 3600)?);
+        return Some(local.format("%Y-%m").to_string());
+    }
+    (date.len() >= 7).then(|| date[..7].to_string())
+}
+
+impl Store {
+    /// Writes one resource in its own transaction.
+    pub fn put(
+        &self,
+        actor: &Actor,
+        doc: Doc,
+        pre: Precondition,
+        reason: Option<&str>,
+    ) -> Result<WriteResult, StoreError> {
+        let mut out = self.transaction(actor, vec![(doc, pre)], reason)?;
+        Ok(out.pop().expect("one result per doc"))
+    }
+
+    /// Writes all docs in one transaction: all or nothing.
+    pub fn transaction(
+        &self,
+        actor: &Actor,
+        docs: Vec<(Doc, Precondition)>,
+        reason: Option<&str>,
+    ) -> Result<Vec<WriteResult>, StoreError> {
+        let now = now_string();
+        let res = self.db().write(|tx| {
+            let mut out = Vec::with_capacity(docs.len());
+            for (doc, pre) in docs {
+                out.push(write_doc(tx, actor, &now, doc, pre, reason, true)?);
+            }
+            Ok(out)
+        });
+        if res.is_ok() {
+            // An org change can change scope answers; tokens carry no org data, so
+            // only the credential cache of deactivated users would matter (none here).
+        }
+        res
+    }
+
+    /// Bulk load (generator, large imports): batches of docs, each batch one
+    /// transaction with a single audit row that names the batch.
+    pub fn bulk_upsert(
+        &self,
+        actor: &Actor,
+        docs: Vec<Doc>,
+        action_reason: &str,
+    ) -> Result<usize, StoreError> {
+        let now = now_string();
+        self.db().write(|tx| {
+            let n = docs.len();
+            let mut changed = 0;
+            for doc in docs {
+                if write_doc(tx, actor, &now, doc, Precondition::Upsert, None, false)?.changed {
+                    changed += 1;
+                }
+            }
+            tx.exec(
+                "INSERT INTO audit (at, actor, institution, action, rtype, rid, version, reason) VALUES (?, ?, ?, 'bulk-load', NULL, NULL, NULL, ?)",
+                &[now.as_str().into(), actor.user.as_str().into(), actor.institution.clone().into(), format!("{action_reason}:{n} 条,变更 {changed} 条").into()],
+            )?;
+            Ok(changed)
+        })
+    }
+
+    pub fn read(&self, rtype: &str, id: &str) -> Result<Option<Stored>, StoreError> {
+        self.db().read(|c| {
+            Ok(c.query_one(
+                &format!("SELECT {SELECT_COLS} FROM resource r WHERE r.rtype = ? AND r.id = ?"),
+                &[rtype.into(), id.into()],
+            )?
+            .map(stored_from_row))
+        })
+    }
+
+    /// A specific version: the current row or one from history. The scope columns
+    /// always come from the current row.
+    pub fn vread(&self, rtype: &str, id: &str, version: i64) -> Result<Option<Stored>, StoreError> {
+        let Some(cur) = self.read(rtype, id)? else {
+            return Ok(None);
+        };
+        if cur.version == version {
+            return Ok(Some(cur));
+        }
+        self.db().read(|c| {
+            Ok(c.query_one(
+                "SELECT version, updated, deleted, body FROM resource_history WHERE rtype = ? AND id = ? AND version = ?",
+                &[rtype.into(), id.into(), Val::Int(version)],
+            )?
+            .map(|r| {
+                let mut it = r.into_iter();
+                Stored {
+                    version: it.next().and_then(|v| v.as_int()).unwrap_or(0),
+                    updated: it.next().and_then(Val::into_string).unwrap_or_default(),
+                    deleted: it.next().and_then(|v| v.as_int()).unwrap_or(0) != 0,
+                    body: it.next().and_then(Val::into_string).unwrap_or_default(),
+                    ..cur.clone()
+                }
+            }))
+        })
+    }
+
+    /// Every version, newest first.
+    pub fn history(&self, rtype: &str, id: &str) -> Result<Vec<Stored>, StoreError> {
+        let Some(cur) = self.read(rtype, id)? else {
+            return Ok(vec![]);
+        };
+        let older = self.db().read(|c| {
+            c.query(
+                "SELECT version, updated, deleted, body FROM resource_history WHERE rtype = ? AND id = ? ORDER BY version DESC",
+                &[rtype.into(), id.into()],
+            )
+        })?;
+        let mut out = vec![cur.clone()];
+        for r in older {
+            let mut it = r.into_iter();
+            out.push(Stored {
+                version: it.next().and_then(|v| v.as_int()).unwrap_or(0),
+                updated: it.next().and_then(Val::into_string).unwrap_or_default(),
+                deleted: it.next().and_then(|v| v.as_int()).unwrap_or(0) != 0,
+                body: it.next().and_then(Val::into_string).unwrap_or_default(),
+                ..cur.clone()
+            });
+        }
+        Ok(out)
+    }
+
+    /// Runs a search within `scope`. Returns the total (when asked) and one page.
+    pub fn search(
+        &self,
+        q: &Query,
+        scope: &Scope,
+    ) -> Result<(Option<i64>, Vec<Stored>), StoreError> {
+        let (where_sql, params) = build_where(q, scope);
+        self.db().read(|c| {
+            let total = if q.want_total || q.count_only {
+                Some(c.scalar_int(&format!("SELECT count(*) FROM resource r WHERE {where_sql}"), &params)?)
+            } else {
+                None
+            };
+            if q.count_only {
+                return Ok((total, vec![]));
+            }
+            let mut params = params.clone();
+            let mut order = Vec::new();
+            for s in &q.sort {
+                let dir = if s.descending { "DESC" } else { "ASC" };
+                let expr = match &s.key {
+                    SortKey::LastUpdated => "r.updated".to_string(),
+                    SortKey::Id => "r.id".to_string(),
+                    SortKey::Date => "r.sdate".to_string(),
+                    SortKey::Param(p) => {
+                        params.push(p.as_str().into());
+                        "(SELECT min(s.value) FROM search_index s WHERE s.rtype = r.rtype AND s.id = r.id AND s.param = ?)".to_string()
+                    }
+                };
+                order.push(format!("{expr} {dir}"));
+            }
+            order.push("r.id ASC".to_string());
+            params.push(Val::Int(q.limit));
+            params.push(Val::Int(q.offset));
+            let sql = format!(
+                "SELECT {SELECT_COLS} FROM resource r WHERE {where_sql} ORDER BY {} LIMIT ? OFFSET ?",
+                order.join(", ")
+            );
+            let rows = c.query(&sql, &params)?;
+            Ok((total, rows.into_iter().map(stored_from_row).collect()))
+        })
+    }
+
+    /// Every resource about one patient (for $everything), oldest first.
+    pub fn patient_compartment(
+        &self,
+        patient: &str,
+        limit: i64,
+    ) -> Result<Vec<Stored>, StoreError> {
+        self.db().read(|c| {
+            let rows = c.query(
+                &format!("SELECT {SELECT_COLS} FROM resource r WHERE r.patient = ? AND r.deleted = 0 ORDER BY r.sdate, r.rtype, r.id LIMIT ?"),
+                &[patient.into(), Val::Int(limit)],
+            )?;
+            Ok(rows.into_iter().map(stored_from_row).collect())
+        })
+    }
+
+    /// Streams every current resource of a type in id order (for export).
+    pub fn scan(
+        &self,
+        rtype: &str,
+        after: Option<&str>,
+        limit: i64,
+    ) -> Result<Vec<Stored>, StoreError> {
+        self.db().read(|c| {
+            let rows = c.query(
+                &format!("SELECT {SELECT_COLS} FROM resource r WHERE r.rtype = ? AND r.deleted = 0 AND r.id > ? ORDER BY r.id LIMIT ?"),
+                &[rtype.into(), after.unwrap_or("").into(), Val::Int(limit)],
+            )?;
+            Ok(rows.into_iter().map(stored_from_row).collect())
+        })
+    }
+
+    pub fn resource_types(&self) -> Result<Vec<(String, i64)>, StoreError> {
+        self.db().read(|c| {
+            let rows = c.query("SELECT rtype, count(*) FROM resource WHERE deleted = 0 GROUP BY rtype ORDER BY rtype", &[])?;
+            Ok(rows
+                .into_iter()
+                .map(|r| {
+                    let mut it = r.into_iter();
+                    (it.next().and_then(Val::into_string).unwrap_or_default(), it.next().and_then(|v| v.as_int()).unwrap_or(0))
+                })
+                .collect())
+        })
+    }
+
+    /// Ids of existing resources of a type among `ids` (for reference checks before a write).
+    pub fn exists(&self, rtype: &str, id: &str) -> Result<bool, StoreError> {
+        self.db().read(|c| {
+            Ok(c.query_one(
+                "SELECT 1 FROM resource WHERE rtype = ? AND id = ? AND deleted = 0",
+                &[rtype.into(), id.into()],
+            )?
+            .is_some())
+        })
+    }
+}
+
+fn push_match(sql: &mut String, params: &mut Vec<Val>, col: &str, m: &Match) {
+    match m {
+        Match::Eq(v) => {
+            sql.push_str(&format!("{col} = ?"));
+            params.push(v.as_str().into());
+        }
+        Match::Prefix(p) => {
+            sql.push_str(&format!("({col} >= ? AND {col} < ?)"));
+            params.push(p.as_str().into());
+            params.push(format!("{p}\u{10FFFF}").into());
+        }
+        Match::Range(lo, hi) => {
+            let mut parts = vec![];
+            if let Some(lo) = lo {
+                parts.push(format!("{col} >= ?"));
+                params.push(lo.as_str().into());
+            }
+            if let Some(hi) = hi {
+                parts.push(format!("{col} < ?"));
+                params.push(hi.as_str().into());
+            }
+            if parts.is_empty() {
+                parts.push(format!("{col} IS NOT NULL"));
+            }
+            sql.push('(');
+            sql.push_str(&parts.join(" AND "));
+            sql.push(')');
+        }
+    }
+}
+
+fn build_where(q: &Query, scope: &Scope) -> (String, Vec<Val>) {
+    let mut sql = String::from("r.rtype = ? AND r.deleted = 0");
+    let mut params: Vec<Val> = vec![q.rtype.as_str().into()];
+    for clause in &q.clauses {
+        match clause {
+            Clause::Param(name, matches) => {
+                sql.push_str(" AND r.id IN (SELECT s.id FROM search_index s WHERE s.rtype = ? AND s.param = ? AND (");
+                params.push(q.rtype.as_str().into());
+                params.push(name.as_str().into());
+                for (i, m) in matches.iter().enumerate() {
+                    if i > 0 {
+                        sql.push_str(" OR ");
+                    }
+                    push_match(&mut sql, &mut params, "s.value", m);
+                }
+                sql.push_str("))");
+            }
+            Clause::Column(col, matches) => {
+                let c = match col {
+                    Column::Patient => "r.patient",
+                    Column::Org => "r.org",
+                    Column::Date => "r.sdate",
+                    Column::Id => "r.id",
+                };
+                sql.push_str(" AND (");
+                for (i, m) in matches.iter().enumerate() {
+                    if i > 0 {
+                        sql.push_str(" OR ");
+                    }
+                    push_match(&mut sql, &mut params, c, m);
+                }
+                sql.push(')');
+            }
+        }
+    }
+    if !is_directory(&q.rtype) {
+        match scope {
+            Scope::County => {}
+            Scope::Community(c) => {
+                sql.push_str(" AND (r.comm = ? OR r.pcomm = ?)");
+                params.push(c.as_str().into());
+                params.push(c.as_str().into());
+            }
+            Scope::Institution(i) => {
+                sql.push_str(" AND (r.inst = ? OR r.pinst = ?)");
+                params.push(i.as_str().into());
+                params.push(i.as_str().into());
+            }
+        }
+    }
+    (sql, params)
+}
+
+/// (institution, community) of an organisation node.
+fn org_scope(tx: &mut dyn Sql, org: &str) -> Result<(Option<String>, Option<String>), StoreError> {
+    Ok(
+        match tx.query_one(
+            "SELECT inst, comm FROM org_tree WHERE id = ?",
+            &[org.into()],
+        )? {
+            Some(r) => {
+                let mut it = r.into_iter();
+                (
+                    it.next().and_then(Val::into_string),
+                    it.next().and_then(Val::into_string),
+                )
+            }
+            None => (None, None),
+        },
+    )
+}
+
+/// Strips `meta.versionId` / `meta.lastUpdated` so two bodies can be compared by content.
+fn content_of(body: &Value) -> Value {
+    let mut v = body.clone();
+    if let Some(meta) = v.get_mut("meta").and_then(Value::as_object_mut) {
+        meta.remove("versionId");
+        meta.remove("lastUpdated");
+        if meta.is_empty() {
+            v.as_object_mut().map(|o| o.remove("meta"));
+        }
+    }
+    v
+}
+
+fn write_doc(
+    tx: &mut dyn Sql,
+    actor: &Actor,
+    now: &str,
+    mut doc: Doc,
+    pre: Precondition,
+    reason: Option<&str>,
+    audit_each: bool,
+) -> Result<WriteResult, StoreError> {
+    for (t, id) in &doc.refs {
+        if tx
+            .query_one(
+                "SELECT 1 FROM resource WHERE rtype = ? AND id = ? AND deleted = 0",
+                &[t.as_str().into(), id.as_str().into()],
+            )?
+            .is_none()
+        {
+            return Err(StoreError::MissingReference(format!("{t}/{id}")));
+        }
+    }
+
+    // Scope of the record: its organisation, and its patient's.
+    let (mut inst, mut comm) = match &doc.org {
+        Some(o) => org_scope(tx, o)?,
+        None => (None, None),
+    };
+    if let Some(node) = &doc.org_node {
+        // A new organisation node derives its own scope from its parent.
+        let (pinst, pcomm) = match &node.parent {
+            Some(p) => org_scope(tx, p)?,
+            None => (None, None),
+        };
+        inst = if node.is_institution {
+            Some(doc.id.clone())
+        } else {
+            pinst
+        };
+        comm = if node.is_community {
+            Some(doc.id.clone())
+        } else {
+            pcomm
+        };
+    }
+    let (pinst, pcomm) = if doc.rtype == "Patient" {
+        (inst.clone(), comm.clone())
+    } else if let Some(p) = &doc.patient {
+        match tx.query_one(
+            "SELECT pinst, pcomm FROM resource WHERE rtype = 'Patient' AND id = ?",
+            &[p.as_str().into()],
+        )? {
+            Some(r) => {
+                let mut it = r.into_iter();
+                (
+                    it.next().and_then(Val::into_string),
+                    it.next().and_then(Val::into_string),
+                )
+            }
+            None => (None, None),
+        }
+    } else {
+        (None, None)
+    };
+
+    let writable = if is_directory(&doc.rtype) {
+        actor.scope == Scope::County
+    } else {
+        actor.scope.allows(
+            inst.as_deref(),
+            comm.as_deref(),
+            pinst.as_deref(),
+            pcomm.as_deref(),
+        )
+    };
+    if !writable {
+        return Err(StoreError::Forbidden(format!(
+            "无权在本人管辖范围之外写入 {}/{}",
+            doc.rtype, doc.id
+        )));
+    }
+
+    let lock = if tx.dialect() == Dialect::Postgres {
+        " FOR UPDATE"
+    } else {
+        ""
+    };
+    let existing = tx.query_one(
+        &format!("SELECT version, body, sdate, inst, deleted FROM resource WHERE rtype = ? AND id = ?{lock}"),
+        &[doc.rtype.as_str().into(), doc.id.as_str().into()],
+    )?;
+    let existing = existing.map(|r| {
+        let mut it = r.into_iter();
+        (
+            it.next().and_then(|v| v.as_int()).unwrap_or(0),
+            it.next().and_then(Val::into_string).unwrap_or_default(),
+            it.next().and_then(Val::into_string),
+            it.next().and_then(Val::into_string),
+        )
+    });
+
+    match (&existing, pre) {
+        (Some(_), Precondition::Create) => {
+            return Err(StoreError::Conflict(format!(
+                "资源 {}/{} 已存在",
+                doc.rtype, doc.id
+            )));
+        }
+        (Some(_), Precondition::CreateOrRequireVersion) => return Err(StoreError::VersionRequired),
+        (Some((v, ..)), Precondition::IfMatch(want)) if *v != want => {
+            return Err(StoreError::VersionConflict { current: *v });
+        }
+        (None, Precondition::IfMatch(_)) => {
+            return Err(StoreError::NotFound(format!(
+                "资源 {}/{} 不存在,无法按版本更新",
+                doc.rtype, doc.id
+            )));
+        }
+        _ => {}
+    }
+
+    if let (Some((_, old_body, ..)), Precondition::Upsert) = (&existing, pre) {
+        if let Ok(old) = serde_json::from_str::<Value>(old_body) {
+            if content_of(&old) == content_of(&doc.body) {
+                let cur = tx
+                    .query_one(
+                        &format!(
+                            "SELECT {SELECT_COLS} FROM resource r WHERE r.rtype = ? AND r.id = ?"
+                        ),
+                        &[doc.rtype.as_str().into(), doc.id.as_str().into()],
+                    )?
+                    .map(stored_from_row)
+                    .ok_or_else(|| StoreError::NotFound(doc.id.clone()))?;
+                return Ok(WriteResult {
+                    stored: cur,
+                    created: false,
+                    changed: false,
+                });
+            }
+        }
+    }
+
+    let version = existing.as_ref().map_or(1, |(v, ..)| v + 1);
+    if let Some(obj) = doc.body.as_object_mut() {
+        obj.insert("id".into(), Value::String(doc.id.clone()));
+        let meta = obj
+            .entry("meta")
+            .or_insert_with(|| Value::Object(Default::default()));
+        if let Some(m) = meta.as_object_mut() {
+            m.insert("versionId".into(), Value::String(version.to_string()));
+            m.insert("lastUpdated".into(), Value::String(now.to_string()));
+        }
+    }
+    let body = serde_json::to_string(&doc.body).map_err(|e| StoreError::Database(e.to_string()))?;
+    let patient = if doc.rtype == "Patient" {
+        Some(doc.id.clone())
+    } else {
+        doc.patient.clone()
+    };
+
+    let rt: Val = doc.rtype.as_str().into();
+    let id: Val = doc.id.as_str().into();
+    if let Some((old_v, _, old_date, old_inst)) = &existing {
+        tx.exec(
+            "INSERT INTO resource_history (rtype, id, version, updated, deleted, body) SELECT rtype, id, version, updated, deleted, body FROM resource WHERE rtype = ? AND id = ?",
+            &[rt.clone(), id.clone()],
+        )?;
+        let n = tx.exec(
+            "UPDATE resource SET version = ?, updated = ?, deleted = 0, org = ?, inst = ?, comm = ?, patient = ?, pinst = ?, pcomm = ?, sdate = ?, body = ? WHERE rtype = ? AND id = ? AND version = ?",
+            &[
+                Val::Int(version), now.into(), doc.org.clone().into(), inst.clone().into(), comm.clone().into(),
+                patient.clone().into(), pinst.clone().into(), pcomm.clone().into(), doc.date.clone().into(), body.as_str().into(),
+                rt.clone(), id.clone(), Val::Int(*old_v),
+            ],
+        )?;
+        if n != 1 {
+            return Err(StoreError::VersionConflict {
+                current: *old_v + 1,
+            });
+        }
+        tx.exec(
+            "DELETE FROM search_index WHERE rtype = ? AND id = ?",
+            &[rt.clone(), id.clone()],
+        )?;
+        if doc.rtype == "Encounter" {
+            if let (Some(d), Some(i)) = (old_date.as_deref().and_then(local_month), old_inst) {
+                bump_month(tx, &d, i, -1)?;
+            }
+        }
+    } else {
+        tx.exec(
+            "INSERT INTO resource (rtype, id, version, updated, deleted, org, inst, comm, patient, pinst, pcomm, sdate, body) VALUES (?, ?, ?, ?, 0, ?, ?, ?, ?, ?, ?, ?, ?)",
+            &[
+                rt.clone(), id.clone(), Val::Int(version), now.into(), doc.org.clone().into(), inst.clone().into(), comm.clone().into(),
+                patient.clone().into(), pinst.clone().into(), pcomm.clone().into(), doc.date.clone().into(), body.as_str().into(),
+            ],
+        )?;
+    }
+    let mut seen = std::collections::HashSet::new();
+    for (param, value) in &doc.index {
+        if seen.insert((param.as_str(), value.as_str())) {
+            tx.exec(
+                "INSERT INTO search_index (rtype, param, value, id) VALUES (?, ?, ?, ?)",
+                &[
+                    rt.clone(),
+                    param.as_str().into(),
+                    value.as_str().into(),
+                    id.clone(),
+                ],
+            )?;
+        }
+    }
+    if doc.rtype == "Encounter" {
+        if let (Some(d), Some(i)) = (doc.date.as_deref().and_then(local_month), &inst) {
+            bump_month(tx, &d, i, 1)?;
+        }
+    }
+    if let Some(node) = &doc.org_node {
+        tx.exec(
+            "INSERT INTO org_tree (id, name, kind, tier, parent, inst, comm, sub_centre, lead) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+             ON CONFLICT (id) DO UPDATE SET name = excluded.name, kind = excluded.kind, tier = excluded.tier, parent = excluded.parent,
+             inst = excluded.inst, comm = excluded.comm, sub_centre = excluded.sub_centre, lead = excluded.lead",
+            &[
+                id.clone(), node.name.as_str().into(), node.kind.clone().into(), node.tier.clone().into(), node.parent.clone().into(),
+                inst.clone().into(), comm.clone().into(), Val::Int(node.sub_centre as i64), Val::Int(node.lead as i64),
+            ],
+        )?;
+    }
+    if audit_each {
+        let action = if existing.is_some() {
+            "update"
+        } else {
+            "create"
+        };
+        tx.exec(
+            "INSERT INTO audit (at, actor, institution, action, rtype, rid, version, reason) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            &[now.into(), actor.user.as_str().into(), actor.institution.clone().into(), action.into(), rt.clone(), id.clone(), Val::Int(version), reason.into()],
+        )?;
+    }
+    Ok(WriteResult {
+        stored: Stored {
+            rtype: doc.rtype,
+            id: doc.id,
+            version,
+            updated: now.to_string(),
+            deleted: false,
+            body,
+            inst,
+            comm,
+            patient,
+            pinst,
+            pcomm,
+        },
+        created: existing.is_none(),
+        changed: true,
+    })
+}
+
+fn bump_month(tx: &mut dyn Sql, month: &str, inst: &str, by: i64) -> Result<(), StoreError> {
+    tx.exec(
+        "INSERT INTO encounter_month (month, inst, n) VALUES (?, ?, ?) ON CONFLICT (month, inst) DO UPDATE SET n = encounter_month.n + excluded.n",
+        &[month.into(), inst.into(), Val::Int(by)],
+    )?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn local_month_uses_china_time() {
+        assert_eq!(
+            local_month("2026-01-31T17:00:00Z").as_deref(),
+            Some("2026-02")
+        );
+        assert_eq!(
+            local_month("2026-01-31T15:00:00Z").as_deref(),
+            Some("2026-01")
+        );
+        assert_eq!(local_month("2026-03-05").as_deref(), Some("2026-03"));
+    }
+}
