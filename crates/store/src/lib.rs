@@ -13,8 +13,16 @@ mod stats;
 pub use auth::{Role, User};
 pub use db::{Db, Dialect, Sql, Val};
 pub use resources::{
-    Clause, Doc, Match, OrgNode, Precondition, Query, Sort, SortKey, Stored, WriteResult,
+    Clause, Column, Doc, Match, OrgNode, Precondition, Query, Sort, SortKey, Stored, WriteResult,
+    is_directory,
 };
+/// Everything a caller needs to build documents and queries.
+pub mod resources_api {
+    pub use crate::resources::{
+        Clause, Column, Doc, Match, OrgNode, Precondition, Query, Sort, SortKey, Stored,
+        WriteResult, is_directory,
+    };
+}
 pub use stats::{MonthCount, Overview, TreeNode};
 
 use std::collections::HashMap;

@@ -642,6 +642,9 @@ fn write_doc(
         _ => {}
     }
 
+    if let Some(obj) = doc.body.as_object_mut() {
+        obj.insert("id".into(), Value::String(doc.id.clone()));
+    }
     if let (Some((_, old_body, ..)), Precondition::Upsert) = (&existing, pre) {
         if let Ok(old) = serde_json::from_str::<Value>(old_body) {
             if content_of(&old) == content_of(&doc.body) {
@@ -665,7 +668,6 @@ fn write_doc(
 
     let version = existing.as_ref().map_or(1, |(v, ..)| v + 1);
     if let Some(obj) = doc.body.as_object_mut() {
-        obj.insert("id".into(), Value::String(doc.id.clone()));
         let meta = obj
             .entry("meta")
             .or_insert_with(|| Value::Object(Default::default()));

@@ -1,0 +1,103 @@
+//! The yigong HTTP server: FHIR R4 API under `/fhir`, server-rendered pages in
+//! Simplified Chinese, authentication and scope.
+//!
+//! Every store call runs on the blocking pool; scope is enforced here and in the
+//! store, never only in the pages.
+
+mod auth;
+mod error;
+mod fhir_api;
+mod pages;
+mod service;
+
+pub use auth::Principal;
+pub use error::ApiError;
+pub use service::{Service, WriteOutcome};
+
+/// Building blocks shared with the command-line tools (generator, importer).
+pub mod service_api {
+    pub use crate::service::{import_bundle, new_id, prepare, run_transaction, to_query};
+}
+
+use axum::Router;
+use axum::routing::get;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use yigong_store::Store;
+
+#[derive(Clone)]
+pub struct AppState {
+    pub svc: Arc<Service>,
+    pub templates: Arc<minijinja::Environment<'static>>,
+}
+
+/// Builds the application router over an opened store.
+pub fn app(store: Arc<Store>) -> Router {
+    let state = AppState {
+        svc: Arc::new(Service::new(store)),
+        templates: Arc::new(pages::templates()),
+    };
+    Router::new()
+        .route("/healthz", get(|| async { "ok" }))
+        .merge(fhir_api::routes())
+        .merge(pages::routes())
+        .with_state(state)
+}
+
+/// Serves until Ctrl-C / SIGTERM, flushing the access log periodically and at exit.
+pub async fn serve(
+    store: Arc<Store>,
+    addr: SocketAddr,
+    ready: Option<tokio::sync::oneshot::Sender<SocketAddr>>,
+) -> anyhow::Result<()> {
+    let listener = tokio::net::TcpListener::bind(addr).await?;
+    let local = listener.local_addr()?;
+    let flusher = {
+        let store = store.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(std::time::Duration::from_millis(200));
+            loop {
+                tick.tick().await;
+                let s = store.clone();
+                if let Ok(Err(e)) = tokio::task::spawn_blocking(move || s.flush_access_log()).await
+                {
+                    tracing::warn!("access log flush failed: {e}");
+                }
+            }
+        })
+    };
+    if let Some(tx) = ready {
+        let _ = tx.send(local);
+    }
+    let router = app(store.clone());
+    axum::serve(listener, router)
+        .with_graceful_shutdown(shutdown_signal())
+        .await?;
+    flusher.abort();
+    let s = store.clone();
+    tokio::task::spawn_blocking(move || s.flush_access_log()).await??;
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        if let Ok(mut s) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        {
+            s.recv().await;
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! { _ = ctrl_c => {}, _ = term => {} }
+}
+
+/// Runs a blocking closure on tokio's blocking pool.
+pub(crate) async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
+    tokio::task::spawn_blocking(f)
+        .await
+        .expect("blocking task panicked")
+}

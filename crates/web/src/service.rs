@@ -1,0 +1,404 @@
+//! The operations behind both the FHIR API and the pages: validation and
+//! extraction (yigong-fhir), permission and scope, then storage (yigong-store).
+
+use crate::auth::Principal;
+use serde_json::{Value, json};
+use std::collections::HashSet;
+use std::sync::Arc;
+use yigong_fhir::bundle::{Method, TxEntry, parse_transaction};
+use yigong_fhir::search::{SearchSpec, SortField, Target, TotalMode, ValueMatch};
+use yigong_fhir::{Issue, check_and_extract};
+use yigong_store::resources_api::*;
+use yigong_store::{Access, Actor, Role, Scope, Store, StoreError};
+
+pub struct Service {
+    pub store: Arc<Store>,
+}
+
+#[derive(Debug, Clone)]
+pub struct WriteOutcome {
+    pub stored: Stored,
+    pub created: bool,
+}
+
+pub fn new_id() -> String {
+    uuid::Uuid::new_v4().to_string()
+}
+
+fn now() -> chrono::DateTime<chrono::Utc> {
+    chrono::Utc::now()
+}
+
+/// Builds the storable document for a checked resource.
+pub fn prepare(
+    rtype: &str,
+    id: &str,
+    body: Value,
+    exclude_refs: Option<&HashSet<(String, String)>>,
+) -> Result<Doc, Issue> {
+    let ex = check_and_extract(rtype, &body, now())?;
+    let refs = ex
+        .refs
+        .into_iter()
+        .filter(|r| exclude_refs.is_none_or(|x| !x.contains(r)))
+        .collect();
+    Ok(Doc {
+        rtype: rtype.to_string(),
+        id: id.to_string(),
+        body,
+        org: ex.org,
+        patient: ex.patient,
+        date: ex.date,
+        index: ex.index,
+        refs,
+        org_node: ex.org_facts.map(|f| OrgNode {
+            name: f.name,
+            kind: f.kind,
+            tier: f.tier,
+            parent: f.parent,
+            is_institution: f.is_institution,
+            is_community: f.is_community,
+            sub_centre: f.sub_centre,
+            lead: f.lead,
+        }),
+    })
+}
+
+fn check_write_role(role: Role, rtype: &str) -> Result<(), Issue> {
+    let ok = if is_directory(rtype) {
+        role == Role::SystemAdmin
+    } else {
+        role.may_write_clinical()
+    };
+    if ok {
+        Ok(())
+    } else {
+        Err(Issue::new(
+            403,
+            "forbidden",
+            "role-cannot-write",
+            format!("角色「{}」无权修改 {rtype} 资源", role.label_zh()),
+        ))
+    }
+}
+
+pub fn to_query(spec: &SearchSpec) -> Query {
+    let m = |v: &ValueMatch| match v {
+        ValueMatch::Eq(s) => Match::Eq(s.clone()),
+        ValueMatch::Prefix(s) => Match::Prefix(s.clone()),
+        ValueMatch::Range(a, b) => Match::Range(a.clone(), b.clone()),
+    };
+    Query {
+        rtype: spec.rtype.clone(),
+        clauses: spec
+            .filters
+            .iter()
+            .map(|f| {
+                let ms = f.matches.iter().map(m).collect();
+                match &f.target {
+                    Target::Index(name) => Clause::Param(name.clone(), ms),
+                    Target::Patient => Clause::Column(Column::Patient, ms),
+                    Target::Org => Clause::Column(Column::Org, ms),
+                    Target::Date => Clause::Column(Column::Date, ms),
+                    Target::Id => Clause::Column(Column::Id, ms),
+                }
+            })
+            .collect(),
+        sort: spec
+            .sort
+            .iter()
+            .map(|(f, desc)| Sort {
+                key: match f {
+                    SortField::LastUpdated => SortKey::LastUpdated,
+                    SortField::Id => SortKey::Id,
+                    SortField::Date => SortKey::Date,
+                    SortField::Index(n) => SortKey::Param(n.clone()),
+                },
+                descending: *desc,
+            })
+            .collect(),
+        limit: spec.count,
+        offset: spec.offset,
+        want_total: spec.total == TotalMode::Accurate,
+        count_only: spec.summary_count,
+    }
+}
+
+impl Service {
+    pub fn new(store: Arc<Store>) -> Service {
+        Service { store }
+    }
+
+    fn log_read(&self, p: &Principal, s: &Stored) {
+        if s.patient.is_some() {
+            self.store.log_access(Access {
+                at: yigong_store::now_string(),
+                actor: p.0.name.clone(),
+                institution: p.0.institution.clone(),
+                rtype: s.rtype.clone(),
+                rid: s.id.clone(),
+                patient: s.patient.clone(),
+            });
+        }
+    }
+
+    /// Reads the current version, enforcing scope and logging patient-record reads.
+    pub fn read(&self, p: &Principal, rtype: &str, id: &str) -> Result<Stored, Issue> {
+        let s = self
+            .store
+            .read(rtype, id)
+            .map_err(store_issue)?
+            .ok_or_else(|| Issue::not_found(format!("{rtype}/{id} 不存在")))?;
+        self.visible(p, &s)?;
+        if s.deleted {
+            return Err(Issue::new(
+                410,
+                "deleted",
+                "deleted",
+                format!("{rtype}/{id} 已删除"),
+            ));
+        }
+        self.log_read(p, &s);
+        Ok(s)
+    }
+
+    fn visible(&self, p: &Principal, s: &Stored) -> Result<(), Issue> {
+        if s.visible_to(&p.0.scope) {
+            Ok(())
+        } else {
+            Err(Issue::new(
+                403,
+                "forbidden",
+                "out-of-scope",
+                format!("无权查看 {}/{}:该记录不在您的管辖范围内", s.rtype, s.id),
+            ))
+        }
+    }
+
+    pub fn vread(
+        &self,
+        p: &Principal,
+        rtype: &str,
+        id: &str,
+        version: i64,
+    ) -> Result<Stored, Issue> {
+        let s = self
+            .store
+            .vread(rtype, id, version)
+            .map_err(store_issue)?
+            .ok_or_else(|| Issue::not_found(format!("{rtype}/{id} 的版本 {version} 不存在")))?;
+        self.visible(p, &s)?;
+        self.log_read(p, &s);
+        Ok(s)
+    }
+
+    pub fn history(&self, p: &Principal, rtype: &str, id: &str) -> Result<Vec<Stored>, Issue> {
+        let h = self.store.history(rtype, id).map_err(store_issue)?;
+        let first = h
+            .first()
+            .ok_or_else(|| Issue::not_found(format!("{rtype}/{id} 不存在")))?;
+        self.visible(p, first)?;
+        self.log_read(p, first);
+        Ok(h)
+    }
+
+    pub fn search(
+        &self,
+        p: &Principal,
+        spec: &SearchSpec,
+    ) -> Result<(Option<i64>, Vec<Stored>), Issue> {
+        self.store
+            .search(&to_query(spec), &p.0.scope)
+            .map_err(store_issue)
+    }
+
+    /// Everything about one patient: the Patient and its compartment.
+    pub fn everything(&self, p: &Principal, id: &str) -> Result<Vec<Stored>, Issue> {
+        let patient = self.read(p, "Patient", id)?;
+        let mut all = vec![patient];
+        all.extend(
+            self.store
+                .patient_compartment(id, 10_000)
+                .map_err(store_issue)?
+                .into_iter()
+                .filter(|s| s.rtype != "Patient"),
+        );
+        Ok(all)
+    }
+
+    pub fn create(
+        &self,
+        p: &Principal,
+        rtype: &str,
+        mut body: Value,
+    ) -> Result<WriteOutcome, Issue> {
+        check_write_role(p.role(), rtype)?;
+        let id = new_id();
+        if let Some(o) = body.as_object_mut() {
+            o.insert("id".into(), Value::String(id.clone()));
+        }
+        let doc = prepare(rtype, &id, body, None)?;
+        let r = self
+            .store
+            .put(&p.actor(), doc, Precondition::Create, None)
+            .map_err(store_issue)?;
+        Ok(WriteOutcome {
+            stored: r.stored,
+            created: true,
+        })
+    }
+
+    /// PUT: update with If-Match, or create at a client-chosen id.
+    pub fn update(
+        &self,
+        p: &Principal,
+        rtype: &str,
+        id: &str,
+        body: Value,
+        if_match: Option<i64>,
+    ) -> Result<WriteOutcome, Issue> {
+        check_write_role(p.role(), rtype)?;
+        match body.get("id").and_then(Value::as_str) {
+            Some(bid) if bid == id => {}
+            Some(bid) => {
+                return Err(Issue::invalid(
+                    "id-mismatch",
+                    format!("请求体中的 id({bid})与地址中的 id({id})不一致"),
+                ));
+            }
+            None => return Err(Issue::invalid("id-missing", "更新时请求体必须包含 id")),
+        }
+        if !yigong_fhir::extract::is_valid_id(id) {
+            return Err(Issue::invalid(
+                "invalid-id",
+                "资源 id 只能包含字母、数字、'-'、'.',长度1-64",
+            ));
+        }
+        let doc = prepare(rtype, id, body, None)?;
+        let pre = if_match.map_or(Precondition::CreateOrRequireVersion, Precondition::IfMatch);
+        let r = self
+            .store
+            .put(&p.actor(), doc, pre, None)
+            .map_err(store_issue)?;
+        Ok(WriteOutcome {
+            created: r.created,
+            stored: r.stored,
+        })
+    }
+
+    /// A transaction Bundle: every entry or none. Returns the transaction-response.
+    pub fn transaction(
+        &self,
+        actor: &Actor,
+        role: Option<Role>,
+        bundle: &Value,
+        base: &str,
+        strict: bool,
+    ) -> Result<(Value, usize), Issue> {
+        run_transaction(&self.store, actor, role, bundle, base, strict)
+    }
+}
+
+/// Runs a Bundle as one transaction: every entry or none. Returns the
+/// transaction-response and the number of resources written.
+pub fn run_transaction(
+    store: &Store,
+    actor: &Actor,
+    role: Option<Role>,
+    bundle: &Value,
+    base: &str,
+    strict: bool,
+) -> Result<(Value, usize), Issue> {
+    let entries = parse_transaction(bundle, strict, new_id)?;
+    let in_bundle: HashSet<(String, String)> = entries
+        .iter()
+        .map(|e| (e.rtype.clone(), e.id.clone()))
+        .collect();
+    let mut docs = Vec::with_capacity(entries.len());
+    let mut skipped = vec![false; entries.len()];
+    for (i, e) in entries.iter().enumerate() {
+        if let Some(role) = role {
+            check_write_role(role, &e.rtype)?;
+        }
+        if let Some(cond) = &e.if_none_exist {
+            if matches_exist(store, actor, &e.rtype, cond)? {
+                skipped[i] = true;
+                continue;
+            }
+        }
+        let doc =
+            prepare(&e.rtype, &e.id, e.resource.clone(), Some(&in_bundle)).map_err(|iss| {
+                Issue {
+                    zh: format!("第 {} 条({}):{}", i + 1, e.rtype, iss.zh),
+                    ..iss
+                }
+            })?;
+        docs.push((doc, precondition_of(e)));
+    }
+    // Entries that reference each other are written in order; refs to other
+    // entries of the same bundle are exempt from the existence check.
+    let n = docs.len();
+    let results = store
+        .transaction(actor, docs, Some("Bundle 事务"))
+        .map_err(store_issue)?;
+    let mut it = results.into_iter();
+    let mut resp = vec![];
+    for skip in &skipped {
+        if *skip {
+            resp.push(json!({ "response": { "status": "200 OK" } }));
+            continue;
+        }
+        let Some(r) = it.next() else { break };
+        let s = &r.stored;
+        resp.push(json!({
+            "fullUrl": format!("{base}/{}/{}", s.rtype, s.id),
+            "response": {
+                "status": if r.created { "201 Created" } else { "200 OK" },
+                "location": format!("{}/{}/_history/{}", s.rtype, s.id, s.version),
+                "etag": format!("W/\"{}\"", s.version),
+                "lastModified": s.updated,
+            }
+        }));
+    }
+    Ok((
+        json!({ "resourceType": "Bundle", "type": "transaction-response", "entry": resp }),
+        n,
+    ))
+}
+
+fn matches_exist(store: &Store, actor: &Actor, rtype: &str, cond: &str) -> Result<bool, Issue> {
+    let pairs: Vec<(String, String)> = form_urlencoded::parse(cond.as_bytes())
+        .into_owned()
+        .collect();
+    let mut spec = yigong_fhir::search::parse(rtype, &pairs)?;
+    spec.count = 1;
+    let (_, rows) = store
+        .search(&to_query(&spec), &actor.scope)
+        .map_err(store_issue)?;
+    Ok(!rows.is_empty())
+}
+
+fn precondition_of(e: &TxEntry) -> Precondition {
+    match (e.method, e.if_match) {
+        (_, Some(v)) => Precondition::IfMatch(v),
+        (Method::Post, None) | (Method::Put, None) => Precondition::Upsert,
+    }
+}
+
+pub fn store_issue(e: StoreError) -> Issue {
+    crate::ApiError::from(e).0
+}
+
+/// Scope label for pages.
+pub fn scope_label(s: &Scope) -> String {
+    match s {
+        Scope::County => "全县".into(),
+        Scope::Community(c) => format!("医共体 {c}"),
+        Scope::Institution(i) => format!("机构 {i}"),
+    }
+}
+
+/// Imports one Bundle (transaction, batch or collection) as a single transaction.
+pub fn import_bundle(store: &Store, actor: &Actor, bundle: &Value) -> Result<usize, Issue> {
+    run_transaction(store, actor, None, bundle, "", false).map(|(_, n)| n)
+}
