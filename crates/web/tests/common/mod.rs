@@ -26,7 +26,10 @@ impl Resp {
         serde_json::from_str(&self.text).unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.text))
     }
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
     }
 }
 
@@ -43,17 +46,35 @@ impl TestServer {
         let (tx, rx) = std::sync::mpsc::channel();
         let s = store.clone();
         let rt = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()
+                .unwrap();
             rt.block_on(async move {
                 let (ready_tx, ready_rx) = tokio::sync::oneshot::channel();
-                let server = tokio::spawn(yigong_web::serve(s, "127.0.0.1:0".parse().unwrap(), Some(ready_tx)));
+                let server = tokio::spawn(yigong_web::serve(
+                    s,
+                    "127.0.0.1:0".parse().unwrap(),
+                    Some(ready_tx),
+                ));
                 tx.send(ready_rx.await.unwrap()).unwrap();
                 let _ = server.await;
             });
         });
         let addr = rx.recv().unwrap();
-        let agent: ureq::Agent = ureq::Agent::config_builder().http_status_as_error(false).max_redirects(0).build().into();
-        TestServer { addr, store, agent, _dir: dir, _rt: rt }
+        let agent: ureq::Agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .max_redirects(0)
+            .build()
+            .into();
+        TestServer {
+            addr,
+            store,
+            agent,
+            _dir: dir,
+            _rt: rt,
+        }
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -61,19 +82,34 @@ impl TestServer {
     }
 
     pub fn token(&self, user: &str) -> String {
-        self.store.issue_credential(user, "token", chrono::Duration::hours(1)).unwrap()
+        self.store
+            .issue_credential(user, "token", chrono::Duration::hours(1))
+            .unwrap()
     }
 
     fn finish(r: Result<ureq::http::Response<ureq::Body>, ureq::Error>) -> Resp {
         let mut r = r.expect("HTTP request");
         let status = r.status().as_u16();
-        let headers = r.headers().iter().map(|(k, v)| (k.to_string(), v.to_str().unwrap_or("").to_string())).collect();
+        let headers = r
+            .headers()
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_str().unwrap_or("").to_string()))
+            .collect();
         let text = r.body_mut().read_to_string().unwrap_or_default();
-        Resp { status, headers, text }
+        Resp {
+            status,
+            headers,
+            text,
+        }
     }
 
     pub fn get(&self, token: &str, path: &str) -> Resp {
-        Self::finish(self.agent.get(self.url(path)).header("Authorization", format!("Bearer {token}")).call())
+        Self::finish(
+            self.agent
+                .get(self.url(path))
+                .header("Authorization", format!("Bearer {token}"))
+                .call(),
+        )
     }
     pub fn post(&self, token: &str, path: &str, body: &str) -> Resp {
         Self::finish(
@@ -85,7 +121,11 @@ impl TestServer {
         )
     }
     pub fn put(&self, token: &str, path: &str, body: &str, if_match: Option<&str>) -> Resp {
-        let mut req = self.agent.put(self.url(path)).header("Authorization", format!("Bearer {token}")).header("Content-Type", "application/fhir+json");
+        let mut req = self
+            .agent
+            .put(self.url(path))
+            .header("Authorization", format!("Bearer {token}"))
+            .header("Content-Type", "application/fhir+json");
         if let Some(m) = if_match {
             req = req.header("If-Match", m);
         }
@@ -94,12 +134,17 @@ impl TestServer {
 
     /// A fingerprint of everything stored, to prove a failed request changed nothing.
     pub fn snapshot(&self) -> (i64, Vec<(String, i64)>) {
-        (self.store.audit_count().unwrap(), self.store.resource_types().unwrap())
+        (
+            self.store.audit_count().unwrap(),
+            self.store.resource_types().unwrap(),
+        )
     }
 }
 
 pub fn org(id: &str, name: &str, kind: &str, tier: Option<&str>, parent: Option<&str>) -> Value {
-    let mut types = vec![json!({ "coding": [{ "system": "https://yigong.org.cn/fhir/CodeSystem/org-kind", "code": kind }] })];
+    let mut types = vec![
+        json!({ "coding": [{ "system": "https://yigong.org.cn/fhir/CodeSystem/org-kind", "code": kind }] }),
+    ];
     if let Some(t) = tier {
         types.push(json!({ "coding": [{ "system": "https://yigong.org.cn/fhir/CodeSystem/org-tier", "code": t }] }));
     }
@@ -145,25 +190,61 @@ pub fn seed_county(s: &TestServer) {
     let users = [
         ("admin", Role::SystemAdmin, Scope::County, None),
         ("weijian", Role::HealthCommission, Scope::County, None),
-        ("doc1", Role::Clinician, Scope::Community("com1".into()), Some("t1")),
-        ("doc2", Role::Clinician, Scope::Community("com2".into()), Some("t2")),
-        ("village", Role::VillageDoctor, Scope::Institution("t1".into()), Some("t1")),
+        (
+            "doc1",
+            Role::Clinician,
+            Scope::Community("com1".into()),
+            Some("t1"),
+        ),
+        (
+            "doc2",
+            Role::Clinician,
+            Scope::Community("com2".into()),
+            Some("t2"),
+        ),
+        (
+            "village",
+            Role::VillageDoctor,
+            Scope::Institution("t1".into()),
+            Some("t1"),
+        ),
     ];
     for (name, role, scope, inst) in users {
-        let u = User { name: name.into(), display: name.into(), role, scope, institution: inst.map(str::to_string) };
+        let u = User {
+            name: name.into(),
+            display: name.into(),
+            role,
+            scope,
+            institution: inst.map(str::to_string),
+        };
         s.store.upsert_user("test", &u, PASSWORD).unwrap();
     }
     let admin = s.token("admin");
     let entries: Vec<Value> = [
-            org("county", "测试县", "county", None, None),
-            org("com1", "第一医共体", "community", None, Some("county")),
-            org("com2", "第二医共体", "community", None, Some("county")),
-            org("t1", "甲镇卫生院", "township-centre", Some("township"), Some("com1")),
-            org("t2", "乙镇卫生院", "township-centre", Some("township"), Some("com2")),
-        ].into_iter().map(|o| {
-            let url = format!("Organization/{}", o["id"].as_str().unwrap());
-            json!({ "resource": o, "request": { "method": "PUT", "url": url } })
-        }).collect();
+        org("county", "测试县", "county", None, None),
+        org("com1", "第一医共体", "community", None, Some("county")),
+        org("com2", "第二医共体", "community", None, Some("county")),
+        org(
+            "t1",
+            "甲镇卫生院",
+            "township-centre",
+            Some("township"),
+            Some("com1"),
+        ),
+        org(
+            "t2",
+            "乙镇卫生院",
+            "township-centre",
+            Some("township"),
+            Some("com2"),
+        ),
+    ]
+    .into_iter()
+    .map(|o| {
+        let url = format!("Organization/{}", o["id"].as_str().unwrap());
+        json!({ "resource": o, "request": { "method": "PUT", "url": url } })
+    })
+    .collect();
     let bundle = json!({ "resourceType": "Bundle", "type": "transaction", "entry": entries });
     let r = s.post(&admin, "/fhir", &bundle.to_string());
     assert_eq!(r.status, 200, "{}", r.text);
