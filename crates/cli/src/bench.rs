@@ -54,13 +54,28 @@ fn parse_ms(s: &str) -> f64 {
 
 fn run_wrk(url: &str, script: &Path, args: &BenchArgs) -> Result<Wrk> {
     let out = Command::new("wrk")
-        .args(["-t", "2", "-c", &args.connections.to_string(), "-d", &format!("{}s", args.duration), "--latency", "-s"])
+        .args([
+            "-t",
+            "2",
+            "-c",
+            &args.connections.to_string(),
+            "-d",
+            &format!("{}s", args.duration),
+            "--latency",
+            "-s",
+        ])
         .arg(script)
         .arg(url)
         .output()
         .context("无法运行 wrk(apt-get install wrk)")?;
     let text = String::from_utf8_lossy(&out.stdout).to_string();
-    let mut w = Wrk { rps: 0.0, p50: 0.0, p90: 0.0, p99: 0.0, non2xx: 0 };
+    let mut w = Wrk {
+        rps: 0.0,
+        p50: 0.0,
+        p90: 0.0,
+        p99: 0.0,
+        non2xx: 0,
+    };
     for line in text.lines() {
         let t = line.trim();
         let mut parts = t.split_whitespace();
@@ -69,7 +84,13 @@ fn run_wrk(url: &str, script: &Path, args: &BenchArgs) -> Result<Wrk> {
             (Some("50%"), Some(v)) => w.p50 = parse_ms(v),
             (Some("90%"), Some(v)) => w.p90 = parse_ms(v),
             (Some("99%"), Some(v)) => w.p99 = parse_ms(v),
-            (Some("Non-2xx"), _) => w.non2xx = t.rsplit(' ').next().and_then(|v| v.parse().ok()).unwrap_or(0),
+            (Some("Non-2xx"), _) => {
+                w.non2xx = t
+                    .rsplit(' ')
+                    .next()
+                    .and_then(|v| v.parse().ok())
+                    .unwrap_or(0)
+            }
             _ => {}
         }
     }
@@ -88,7 +109,9 @@ fn lua_list(name: &str, items: &[String]) -> String {
 fn percent_encode(s: &str) -> String {
     s.bytes()
         .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => (b as char).to_string(),
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
+                (b as char).to_string()
+            }
             _ => format!("%{b:02X}"),
         })
         .collect()
@@ -97,14 +120,22 @@ fn percent_encode(s: &str) -> String {
 fn rss_kb(pid: u32) -> u64 {
     std::fs::read_to_string(format!("/proc/{pid}/status"))
         .ok()
-        .and_then(|s| s.lines().find(|l| l.starts_with("VmRSS:")).and_then(|l| l.split_whitespace().nth(1)?.parse().ok()))
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmRSS:"))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+        })
         .unwrap_or(0)
 }
 
 fn peak_rss_self_kb() -> u64 {
     std::fs::read_to_string("/proc/self/status")
         .ok()
-        .and_then(|s| s.lines().find(|l| l.starts_with("VmHWM:")).and_then(|l| l.split_whitespace().nth(1)?.parse().ok()))
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+        })
         .unwrap_or(0)
 }
 
@@ -120,7 +151,10 @@ fn wait_ready(addr: &str) -> Result<()> {
     let started = Instant::now();
     while started.elapsed() < Duration::from_secs(60) {
         if let Ok(mut s) = std::net::TcpStream::connect(addr) {
-            let _ = s.write_all(format!("GET /healthz HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n").as_bytes());
+            let _ = s.write_all(
+                format!("GET /healthz HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n")
+                    .as_bytes(),
+            );
             let mut buf = String::new();
             use std::io::Read;
             let _ = s.read_to_string(&mut buf);
@@ -134,12 +168,26 @@ fn wait_ready(addr: &str) -> Result<()> {
 }
 
 fn sample(store: &Store, rtype: &str, n: i64) -> Result<Vec<Value>> {
-    let total = store.search(&Query { want_total: true, count_only: true, ..Query::new(rtype) }, &Scope::County)?.0.unwrap_or(0);
+    let total = store
+        .search(
+            &Query {
+                want_total: true,
+                count_only: true,
+                ..Query::new(rtype)
+            },
+            &Scope::County,
+        )?
+        .0
+        .unwrap_or(0);
     let step = (total / n).max(1);
     let mut out = vec![];
     let mut offset = 0;
     while offset < total && (out.len() as i64) < n {
-        let q = Query { limit: 1, offset, ..Query::new(rtype) };
+        let q = Query {
+            limit: 1,
+            offset,
+            ..Query::new(rtype)
+        };
         if let Some(s) = store.search(&q, &Scope::County)?.1.into_iter().next() {
             out.push(serde_json::from_str(&s.body)?);
         }
@@ -171,21 +219,44 @@ fn synthetic_bundle(patients: &[Value], orgs: &[String], n: usize, tag: &str) ->
 }
 
 pub fn run(args: BenchArgs) -> Result<()> {
-    println!("== yigong bench ==  机器:{} 核", std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1));
+    println!(
+        "== yigong bench ==  机器:{} 核",
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1)
+    );
     let store = Store::open_sqlite_dir(&args.data_dir)?;
-    let mut gen_line = format!("demo 生成:已存在({}),跳过", store.meta_get("demo")?.unwrap_or_default());
+    let mut gen_line = format!(
+        "demo 生成:已存在({}),跳过",
+        store.meta_get("demo")?.unwrap_or_default()
+    );
     if store.meta_get("demo")?.is_none() {
         let t = Instant::now();
         crate::load::ensure_demo(&store, &args.data_dir, args.residents, args.seed)?;
         let secs = t.elapsed().as_secs_f64();
-        let target = if args.residents >= 1_000_000 { "< 600 s" } else if args.residents >= 100_000 { "< 60 s" } else { "-" };
-        gen_line = format!("demo 生成 {} 名居民:{secs:.1} s(目标 {target}),生成进程峰值内存 {} MB", args.residents, peak_rss_self_kb() / 1024);
+        let target = if args.residents >= 1_000_000 {
+            "< 600 s"
+        } else if args.residents >= 100_000 {
+            "< 60 s"
+        } else {
+            "-"
+        };
+        gen_line = format!(
+            "demo 生成 {} 名居民:{secs:.1} s(目标 {target}),生成进程峰值内存 {} MB",
+            args.residents,
+            peak_rss_self_kb() / 1024
+        );
     }
     println!("{gen_line}");
 
     // Bundle import into SQLite, in process.
     let patients = sample(&store, "Patient", 2_000)?;
-    let orgs: Vec<String> = store.org_tree()?.into_iter().filter(|n| n.tier.is_some() && n.kind.as_deref() != Some("department")).map(|n| n.id).collect();
+    let orgs: Vec<String> = store
+        .org_tree()?
+        .into_iter()
+        .filter(|n| n.tier.is_some() && n.kind.as_deref() != Some("department"))
+        .map(|n| n.id)
+        .collect();
     if patients.is_empty() || orgs.is_empty() {
         bail!("数据库中没有居民或机构");
     }
@@ -193,9 +264,13 @@ pub fn run(args: BenchArgs) -> Result<()> {
     let bundle = synthetic_bundle(&patients, &orgs, 20_000, &tag);
     let actor = Actor::system("bench");
     let t = Instant::now();
-    let n = yigong_web::service_api::import_bundle(&store, &actor, &bundle).map_err(|i| anyhow::anyhow!(i.zh))?;
+    let n = yigong_web::service_api::import_bundle(&store, &actor, &bundle)
+        .map_err(|i| anyhow::anyhow!(i.zh))?;
     let secs = t.elapsed().as_secs_f64();
-    println!("Bundle 导入(单事务 {n} 个 Encounter,含审计):{:.0} 资源/秒(目标 ≥ 20000)", n as f64 / secs);
+    println!(
+        "Bundle 导入(单事务 {n} 个 Encounter,含审计):{:.0} 资源/秒(目标 ≥ 20000)",
+        n as f64 / secs
+    );
     drop(bundle);
 
     if args.no_http {
@@ -222,21 +297,47 @@ pub fn run(args: BenchArgs) -> Result<()> {
     let auth = format!("wrk.headers[\"Authorization\"] = \"Bearer {token}\"\n");
     let base = format!("http://{}", args.listen);
 
-    let ids: Vec<String> = patients.iter().filter_map(|p| p["id"].as_str().map(str::to_string)).collect();
+    let ids: Vec<String> = patients
+        .iter()
+        .filter_map(|p| p["id"].as_str().map(str::to_string))
+        .collect();
     let read_lua = dir.join("read.lua");
-    std::fs::write(&read_lua, format!("{auth}{}request = function() return wrk.format(\"GET\", \"/fhir/Patient/\" .. ids[math.random(#ids)]) end\n", lua_list("ids", &ids)))?;
+    std::fs::write(
+        &read_lua,
+        format!(
+            "{auth}{}request = function() return wrk.format(\"GET\", \"/fhir/Patient/\" .. ids[math.random(#ids)]) end\n",
+            lua_list("ids", &ids)
+        ),
+    )?;
     let idents: Vec<String> = patients
         .iter()
-        .filter_map(|p| p["identifier"].as_array()?.first()?.get("value")?.as_str().map(|v| format!("/fhir/Patient?identifier={v}")))
+        .filter_map(|p| {
+            p["identifier"]
+                .as_array()?
+                .first()?
+                .get("value")?
+                .as_str()
+                .map(|v| format!("/fhir/Patient?identifier={v}"))
+        })
         .collect();
     let names: Vec<String> = patients
         .iter()
-        .filter_map(|p| p["name"][0]["text"].as_str().map(|n| format!("/fhir/Patient?name={}", percent_encode(n))))
+        .filter_map(|p| {
+            p["name"][0]["text"]
+                .as_str()
+                .map(|n| format!("/fhir/Patient?name={}", percent_encode(n)))
+        })
         .collect();
     let mut searches = idents.clone();
     searches.extend(names);
     let search_lua = dir.join("search.lua");
-    std::fs::write(&search_lua, format!("{auth}{}request = function() return wrk.format(\"GET\", paths[math.random(#paths)]) end\n", lua_list("paths", &searches)))?;
+    std::fs::write(
+        &search_lua,
+        format!(
+            "{auth}{}request = function() return wrk.format(\"GET\", paths[math.random(#paths)]) end\n",
+            lua_list("paths", &searches)
+        ),
+    )?;
     let create_lua = dir.join("create.lua");
     let bodies: Vec<String> = (0..500)
         .map(|i| {
@@ -259,18 +360,30 @@ pub fn run(args: BenchArgs) -> Result<()> {
     )?;
 
     println!("服务器空闲常驻内存:{idle_mb} MB(目标 < 300 MB,100万居民时)");
-    println!("{:<28} {:>10} {:>9} {:>9} {:>9} {:>8}   目标", "场景(wrk, 32 连接)", "请求/秒", "p50 ms", "p90 ms", "p99 ms", "非2xx");
+    println!(
+        "{:<28} {:>10} {:>9} {:>9} {:>9} {:>8}   目标",
+        "场景(wrk, 32 连接)", "请求/秒", "p50 ms", "p90 ms", "p99 ms", "非2xx"
+    );
     let cases = [
         ("按 id 读取 Patient", &read_lua, "≥ 20000/s, p99 < 5 ms"),
-        ("按身份证号/姓名搜索 Patient", &search_lua, "≥ 5000/s, p99 < 20 ms"),
+        (
+            "按身份证号/姓名搜索 Patient",
+            &search_lua,
+            "≥ 5000/s, p99 < 20 ms",
+        ),
         ("创建 Encounter(含审计)", &create_lua, "≥ 2000/s"),
     ];
     for (name, script, target) in cases {
         let w = run_wrk(&base, script, &args)?;
-        println!("{:<28} {:>10.0} {:>9.2} {:>9.2} {:>9.2} {:>8}   {target}", name, w.rps, w.p50, w.p90, w.p99, w.non2xx);
+        println!(
+            "{:<28} {:>10.0} {:>9.2} {:>9.2} {:>9.2} {:>8}   {target}",
+            name, w.rps, w.p50, w.p90, w.p99, w.non2xx
+        );
     }
     println!("服务器压测后常驻内存:{} MB", rss_kb(server.0.id()) / 1024);
-    println!("对照(议题中引用的开源同类系统,本机未运行):患者搜索 187 请求/秒、p99 546 ms;写入约 25 次/秒。");
+    println!(
+        "对照(议题中引用的开源同类系统,本机未运行):患者搜索 187 请求/秒、p99 546 ms;写入约 25 次/秒。"
+    );
     drop(server);
     let _ = std::fs::remove_dir_all(&dir);
     Ok(())

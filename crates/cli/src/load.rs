@@ -32,10 +32,20 @@ fn docs_of(item: Item) -> Vec<(&'static str, String, Value)> {
 }
 
 /// Generates the synthetic county into `store`. Returns (resources, seconds).
-pub fn generate_into(store: &Store, residents: u32, seed: u64, as_of: chrono::NaiveDate, progress: bool) -> Result<(usize, f64)> {
+pub fn generate_into(
+    store: &Store,
+    residents: u32,
+    seed: u64,
+    as_of: chrono::NaiveDate,
+    progress: bool,
+) -> Result<(usize, f64)> {
     let started = Instant::now();
     let (tx, rx) = mpsc::sync_channel::<Vec<Doc>>(4);
-    let params = Params { residents, seed, as_of };
+    let params = Params {
+        residents,
+        seed,
+        as_of,
+    };
     let producer = std::thread::spawn(move || -> Result<()> {
         let mut batch = Vec::with_capacity(BATCH);
         let mut err = None;
@@ -50,7 +60,9 @@ pub fn generate_into(store: &Store, residents: u32, seed: u64, as_of: chrono::Na
                         d.refs.clear();
                         batch.push(d);
                     }
-                    Err(e) => err = Some(anyhow::anyhow!("生成的 {rtype}/{id} 未通过校验:{}", e.zh)),
+                    Err(e) => {
+                        err = Some(anyhow::anyhow!("生成的 {rtype}/{id} 未通过校验:{}", e.zh))
+                    }
                 }
             }
             if batch.len() >= BATCH {
@@ -70,7 +82,10 @@ pub fn generate_into(store: &Store, residents: u32, seed: u64, as_of: chrono::Na
     });
     let bar = if progress {
         let b = ProgressBar::new_spinner();
-        b.set_style(ProgressStyle::with_template("{spinner} 生成演示县 {pos} 个资源 {per_sec} [{elapsed}]").expect("template"));
+        b.set_style(
+            ProgressStyle::with_template("{spinner} 生成演示县 {pos} 个资源 {per_sec} [{elapsed}]")
+                .expect("template"),
+        );
         b
     } else {
         ProgressBar::hidden()
@@ -83,31 +98,116 @@ pub fn generate_into(store: &Store, residents: u32, seed: u64, as_of: chrono::Na
         n += len;
         bar.inc(len as u64);
     }
-    producer.join().map_err(|_| anyhow::anyhow!("生成线程崩溃"))??;
+    producer
+        .join()
+        .map_err(|_| anyhow::anyhow!("生成线程崩溃"))??;
     bar.finish_and_clear();
     Ok((n, started.elapsed().as_secs_f64()))
 }
 
 fn demo_users(store: &Store) -> Result<Vec<(User, &'static str)>> {
     let tree = store.org_tree()?;
-    let find = |pred: &dyn Fn(&yigong_store::TreeNode) -> bool| tree.iter().find(|n| pred(n)).map(|n| n.id.clone());
-    let communities: Vec<_> = tree.iter().filter(|n| n.kind.as_deref() == Some("community")).map(|n| n.id.clone()).collect();
+    let find = |pred: &dyn Fn(&yigong_store::TreeNode) -> bool| {
+        tree.iter().find(|n| pred(n)).map(|n| n.id.clone())
+    };
+    let communities: Vec<_> = tree
+        .iter()
+        .filter(|n| n.kind.as_deref() == Some("community"))
+        .map(|n| n.id.clone())
+        .collect();
     let c1 = communities.first().cloned().context("演示县没有医共体")?;
     let c2 = communities.get(1).cloned().unwrap_or_else(|| c1.clone());
     let lead1 = find(&|n| n.lead && n.comm.as_deref() == Some(c1.as_str()));
     let lead2 = find(&|n| n.lead && n.comm.as_deref() == Some(c2.as_str()));
-    let village = find(&|n| n.kind.as_deref() == Some("village-clinic") && n.comm.as_deref() == Some(c1.as_str()));
-    let u = |name: &str, display: &str, role, scope, inst: Option<String>| User { name: name.into(), display: display.into(), role, scope, institution: inst };
+    let village = find(&|n| {
+        n.kind.as_deref() == Some("village-clinic") && n.comm.as_deref() == Some(c1.as_str())
+    });
+    let u = |name: &str, display: &str, role, scope, inst: Option<String>| User {
+        name: name.into(),
+        display: display.into(),
+        role,
+        scope,
+        institution: inst,
+    };
     Ok(vec![
-        (u("admin", "系统管理员", Role::SystemAdmin, Scope::County, None), "全县,可维护机构与人员"),
-        (u("weijian", "县卫健局", Role::HealthCommission, Scope::County, None), "全县只读"),
-        (u("yunying", "运营管理中心", Role::OperationsCentre, Scope::County, None), "全县只读"),
-        (u("yibao", "县医保局", Role::InsuranceOfficer, Scope::County, None), "全县只读"),
-        (u("doctor1", "张医生", Role::Clinician, Scope::Community(c1.clone()), lead1.clone()), "第一医共体"),
-        (u("pharm1", "李药师", Role::Pharmacist, Scope::Community(c1.clone()), lead1), "第一医共体"),
-        (u("doctor2", "王医生", Role::Clinician, Scope::Community(c2), lead2), "第二医共体"),
         (
-            u("village1", "刘村医", Role::VillageDoctor, Scope::Institution(village.clone().unwrap_or_default()), village),
+            u(
+                "admin",
+                "系统管理员",
+                Role::SystemAdmin,
+                Scope::County,
+                None,
+            ),
+            "全县,可维护机构与人员",
+        ),
+        (
+            u(
+                "weijian",
+                "县卫健局",
+                Role::HealthCommission,
+                Scope::County,
+                None,
+            ),
+            "全县只读",
+        ),
+        (
+            u(
+                "yunying",
+                "运营管理中心",
+                Role::OperationsCentre,
+                Scope::County,
+                None,
+            ),
+            "全县只读",
+        ),
+        (
+            u(
+                "yibao",
+                "县医保局",
+                Role::InsuranceOfficer,
+                Scope::County,
+                None,
+            ),
+            "全县只读",
+        ),
+        (
+            u(
+                "doctor1",
+                "张医生",
+                Role::Clinician,
+                Scope::Community(c1.clone()),
+                lead1.clone(),
+            ),
+            "第一医共体",
+        ),
+        (
+            u(
+                "pharm1",
+                "李药师",
+                Role::Pharmacist,
+                Scope::Community(c1.clone()),
+                lead1,
+            ),
+            "第一医共体",
+        ),
+        (
+            u(
+                "doctor2",
+                "王医生",
+                Role::Clinician,
+                Scope::Community(c2),
+                lead2,
+            ),
+            "第二医共体",
+        ),
+        (
+            u(
+                "village1",
+                "刘村医",
+                Role::VillageDoctor,
+                Scope::Institution(village.clone().unwrap_or_default()),
+                village,
+            ),
             "一个村卫生室",
         ),
     ])
@@ -117,7 +217,9 @@ fn random_password() -> String {
     use rand::Rng;
     const CHARS: &[u8] = b"abcdefghjkmnpqrstuvwxyzACDEFGHJKLMNPQRSTUVWXYZ23456789";
     let mut rng = rand::rng();
-    (0..12).map(|_| CHARS[rng.random_range(0..CHARS.len())] as char).collect()
+    (0..12)
+        .map(|_| CHARS[rng.random_range(0..CHARS.len())] as char)
+        .collect()
 }
 
 /// Generates the demo county when the database is empty and returns the logins text.
@@ -125,9 +227,14 @@ pub fn ensure_demo(store: &Store, data_dir: &Path, residents: u32, seed: u64) ->
     let pw_file = data_dir.join("demo-password.txt");
     if store.meta_get("demo")?.is_none() {
         if !store.org_tree()?.is_empty() {
-            bail!("数据目录 {} 已有非演示数据,请换一个空目录", data_dir.display());
+            bail!(
+                "数据目录 {} 已有非演示数据,请换一个空目录",
+                data_dir.display()
+            );
         }
-        let as_of = chrono::Utc::now().with_timezone(&chrono_tz_shanghai()).date_naive();
+        let as_of = chrono::Utc::now()
+            .with_timezone(&chrono_tz_shanghai())
+            .date_naive();
         println!("正在生成演示县:{residents} 名居民,随机种子 {seed},就诊数据截至 {as_of} ……");
         let (n, secs) = generate_into(store, residents, seed, as_of, true)?;
         let password = random_password();
@@ -135,15 +242,31 @@ pub fn ensure_demo(store: &Store, data_dir: &Path, residents: u32, seed: u64) ->
             store.upsert_user("demo", &user, &password)?;
         }
         write_secret(&pw_file, &password)?;
-        store.meta_set("demo", &format!("residents={residents} seed={seed} as_of={as_of}"))?;
-        println!("生成完成:{n} 个资源,用时 {secs:.1} 秒({:.0} 个/秒)", n as f64 / secs);
+        store.meta_set(
+            "demo",
+            &format!("residents={residents} seed={seed} as_of={as_of}"),
+        )?;
+        println!(
+            "生成完成:{n} 个资源,用时 {secs:.1} 秒({:.0} 个/秒)",
+            n as f64 / secs
+        );
     }
-    let password = std::fs::read_to_string(&pw_file).unwrap_or_else(|_| "(见首次生成时的输出)".into());
+    let password =
+        std::fs::read_to_string(&pw_file).unwrap_or_else(|_| "(见首次生成时的输出)".into());
     let mut out = String::from("演示账号(密码相同):\n");
     for (u, note) in demo_users(store)? {
-        out.push_str(&format!("  {:<9} {} · {}\n", u.name, u.role.label_zh(), note));
+        out.push_str(&format!(
+            "  {:<9} {} · {}\n",
+            u.name,
+            u.role.label_zh(),
+            note
+        ));
     }
-    out.push_str(&format!("  密码:{}\n管理员登录:用户名 admin,密码 {}", password.trim(), password.trim()));
+    out.push_str(&format!(
+        "  密码:{}\n管理员登录:用户名 admin,密码 {}",
+        password.trim(),
+        password.trim()
+    ));
     Ok(out)
 }
 
@@ -164,18 +287,31 @@ fn write_secret(path: &Path, s: &str) -> Result<()> {
 
 /// Imports Bundle JSON files (each one transaction) and NDJSON files (batches).
 pub fn import_files(store: &Store, files: &[PathBuf]) -> Result<usize> {
-    let total_bytes: u64 = files.iter().filter_map(|f| std::fs::metadata(f).ok()).map(|m| m.len()).sum();
+    let total_bytes: u64 = files
+        .iter()
+        .filter_map(|f| std::fs::metadata(f).ok())
+        .map(|m| m.len())
+        .sum();
     let bar = ProgressBar::new(total_bytes);
     bar.set_style(
-        ProgressStyle::with_template("{bar:40} {bytes}/{total_bytes} {msg} [{elapsed}]").expect("template"),
+        ProgressStyle::with_template("{bar:40} {bytes}/{total_bytes} {msg} [{elapsed}]")
+            .expect("template"),
     );
     let actor = Actor::system("import");
     let mut n = 0;
     for f in files {
-        bar.set_message(f.file_name().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default());
+        bar.set_message(
+            f.file_name()
+                .map(|s| s.to_string_lossy().into_owned())
+                .unwrap_or_default(),
+        );
         let len = std::fs::metadata(f).map(|m| m.len()).unwrap_or(0);
         let is_ndjson = f.extension().is_some_and(|e| e == "ndjson" || e == "jsonl");
-        n += if is_ndjson { import_ndjson(store, &actor, f)? } else { import_bundle(store, &actor, f)? };
+        n += if is_ndjson {
+            import_ndjson(store, &actor, f)?
+        } else {
+            import_bundle(store, &actor, f)?
+        };
         bar.inc(len);
     }
     bar.finish_and_clear();
@@ -184,8 +320,10 @@ pub fn import_files(store: &Store, files: &[PathBuf]) -> Result<usize> {
 
 pub fn import_bundle(store: &Store, actor: &Actor, f: &Path) -> Result<usize> {
     let text = std::fs::read(f).with_context(|| format!("无法读取 {}", f.display()))?;
-    let v: Value = serde_json::from_slice(&text).with_context(|| format!("{} 不是合法的JSON", f.display()))?;
-    yigong_web::service_api::import_bundle(store, actor, &v).map_err(|i| anyhow::anyhow!("{}:{}", f.display(), i.zh))
+    let v: Value =
+        serde_json::from_slice(&text).with_context(|| format!("{} 不是合法的JSON", f.display()))?;
+    yigong_web::service_api::import_bundle(store, actor, &v)
+        .map_err(|i| anyhow::anyhow!("{}:{}", f.display(), i.zh))
 }
 
 fn import_ndjson(store: &Store, actor: &Actor, f: &Path) -> Result<usize> {
@@ -197,10 +335,12 @@ fn import_ndjson(store: &Store, actor: &Actor, f: &Path) -> Result<usize> {
         if line.trim().is_empty() {
             continue;
         }
-        let v: Value = serde_json::from_str(&line).with_context(|| format!("{} 第 {} 行不是合法的JSON", f.display(), i + 1))?;
+        let v: Value = serde_json::from_str(&line)
+            .with_context(|| format!("{} 第 {} 行不是合法的JSON", f.display(), i + 1))?;
         let rtype = v["resourceType"].as_str().unwrap_or("").to_string();
         let id = v["id"].as_str().map(str::to_string).unwrap_or_else(new_id);
-        let doc = prepare(&rtype, &id, v, None).map_err(|e| anyhow::anyhow!("{} 第 {} 行:{}", f.display(), i + 1, e.zh))?;
+        let doc = prepare(&rtype, &id, v, None)
+            .map_err(|e| anyhow::anyhow!("{} 第 {} 行:{}", f.display(), i + 1, e.zh))?;
         batch.push((doc, yigong_store::Precondition::Upsert));
         if batch.len() >= 1000 {
             n += batch.len();

@@ -11,7 +11,11 @@ use std::sync::Arc;
 use yigong_store::Store;
 
 #[derive(Parser)]
-#[command(name = "yigong", version, about = "医共 yigong:紧密型县域医共体信息平台")]
+#[command(
+    name = "yigong",
+    version,
+    about = "医共 yigong:紧密型县域医共体信息平台"
+)]
 struct Cli {
     #[command(subcommand)]
     cmd: Cmd,
@@ -80,13 +84,16 @@ enum Cmd {
 fn open(data_dir: &Path, database_url: Option<&str>) -> Result<Arc<Store>> {
     let store = match database_url {
         Some(url) => Store::open_postgres(url).with_context(|| "无法连接 PostgreSQL")?,
-        None => Store::open_sqlite_dir(data_dir).with_context(|| format!("无法打开数据目录 {}", data_dir.display()))?,
+        None => Store::open_sqlite_dir(data_dir)
+            .with_context(|| format!("无法打开数据目录 {}", data_dir.display()))?,
     };
     Ok(Arc::new(store))
 }
 
 fn runtime() -> Result<tokio::runtime::Runtime> {
-    Ok(tokio::runtime::Builder::new_multi_thread().enable_all().build()?)
+    Ok(tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?)
 }
 
 fn serve(store: Arc<Store>, listen: SocketAddr) -> Result<()> {
@@ -94,7 +101,9 @@ fn serve(store: Arc<Store>, listen: SocketAddr) -> Result<()> {
         let (tx, rx) = tokio::sync::oneshot::channel();
         let server = tokio::spawn(yigong_web::serve(store, listen, Some(tx)));
         if let Ok(addr) = rx.await {
-            println!("已就绪:http://{addr}/  (FHIR 接口 http://{addr}/fhir/metadata,按 Ctrl-C 停止)");
+            println!(
+                "已就绪:http://{addr}/  (FHIR 接口 http://{addr}/fhir/metadata,按 Ctrl-C 停止)"
+            );
         }
         server.await??;
         Ok(())
@@ -103,10 +112,18 @@ fn serve(store: Arc<Store>, listen: SocketAddr) -> Result<()> {
 
 fn main() -> Result<()> {
     tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()))
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()),
+        )
         .init();
     match Cli::parse().cmd {
-        Cmd::Demo { data_dir, residents, seed, listen, no_serve } => {
+        Cmd::Demo {
+            data_dir,
+            residents,
+            seed,
+            listen,
+            no_serve,
+        } => {
             if residents < 100 {
                 bail!("--residents 至少为 100");
             }
@@ -117,23 +134,43 @@ fn main() -> Result<()> {
                 serve(store, listen)?;
             }
         }
-        Cmd::Serve { data_dir, database_url, listen } => {
+        Cmd::Serve {
+            data_dir,
+            database_url,
+            listen,
+        } => {
             let dir = data_dir.unwrap_or_else(|| PathBuf::from("yigong-data"));
             serve(open(&dir, database_url.as_deref())?, listen)?;
         }
-        Cmd::Token { data_dir, database_url, user, days } => {
+        Cmd::Token {
+            data_dir,
+            database_url,
+            user,
+            days,
+        } => {
             let store = open(&data_dir, database_url.as_deref())?;
             if store.user(&user)?.is_none() {
                 bail!("用户 {user} 不存在");
             }
-            println!("{}", store.issue_credential(&user, "token", chrono::Duration::days(days))?);
+            println!(
+                "{}",
+                store.issue_credential(&user, "token", chrono::Duration::days(days))?
+            );
         }
-        Cmd::Import { data_dir, database_url, files } => {
+        Cmd::Import {
+            data_dir,
+            database_url,
+            files,
+        } => {
             let store = open(&data_dir, database_url.as_deref())?;
             let n = load::import_files(&store, &files)?;
             println!("导入完成:{n} 个资源");
         }
-        Cmd::Export { data_dir, database_url, out } => {
+        Cmd::Export {
+            data_dir,
+            database_url,
+            out,
+        } => {
             let store = open(&data_dir, database_url.as_deref())?;
             let n = load::export(&store, &out)?;
             println!("导出完成:{n} 个资源,目录 {}", out.display());

@@ -11,7 +11,12 @@ use yigong_core::{Charges, Condition, Encounter, EncounterClass, Fen, Icd10, Org
 /// (ICD-10, Chinese name, weight, min age, max age, sex restriction)
 type Dx = (&'static str, &'static str, u32, u32, u32, Option<Sex>);
 
-const CHRONIC: [(&str, &str); 4] = [("I10", "原发性高血压"), ("E11.9", "2型糖尿病"), ("J44.9", "慢性阻塞性肺疾病"), ("I25.1", "冠状动脉粥样硬化性心脏病")];
+const CHRONIC: [(&str, &str); 4] = [
+    ("I10", "原发性高血压"),
+    ("E11.9", "2型糖尿病"),
+    ("J44.9", "慢性阻塞性肺疾病"),
+    ("I25.1", "冠状动脉粥样硬化性心脏病"),
+];
 
 const OUTPATIENT: [Dx; 16] = [
     ("J06.9", "急性上呼吸道感染", 30, 0, 120, None),
@@ -48,7 +53,10 @@ const INPATIENT: [Dx; 12] = [
 ];
 
 fn pick_dx(rng: &mut impl Rng, list: &[Dx], age: u32, sex: Sex) -> (&'static str, &'static str) {
-    let ok: Vec<&Dx> = list.iter().filter(|d| age >= d.3 && age <= d.4 && d.5.is_none_or(|s| s == sex)).collect();
+    let ok: Vec<&Dx> = list
+        .iter()
+        .filter(|d| age >= d.3 && age <= d.4 && d.5.is_none_or(|s| s == sex))
+        .collect();
     let total: u32 = ok.iter().map(|d| d.2).sum();
     let mut r = rng.random_range(0..total.max(1));
     for d in &ok {
@@ -83,7 +91,13 @@ fn charges(rng: &mut impl Rng, total: i64, insured_pct: (u32, u32)) -> Charges {
     let exams = total * rng.random_range(15..30) / 100;
     let services = total - drugs - consumables - exams;
     let insurance_paid = total * rng.random_range(insured_pct.0..insured_pct.1) as i64 / 100;
-    Charges { drugs: Fen(drugs), consumables: Fen(consumables), exams: Fen(exams), services: Fen(services), insurance_paid: Fen(insurance_paid) }
+    Charges {
+        drugs: Fen(drugs),
+        consumables: Fen(consumables),
+        exams: Fen(exams),
+        services: Fen(services),
+        insurance_paid: Fen(insurance_paid),
+    }
 }
 
 pub struct Counters {
@@ -106,39 +120,66 @@ pub struct Care {
 fn when(rng: &mut impl Rng, day: NaiveDate) -> chrono::DateTime<Utc> {
     // Clinic hours 08:00-17:30 in China (UTC+8).
     let minutes = rng.random_range(0..(9 * 60 + 30));
-    let local = day.and_time(NaiveTime::from_hms_opt(8, 0, 0).expect("valid time")) + Duration::minutes(minutes);
+    let local = day.and_time(NaiveTime::from_hms_opt(8, 0, 0).expect("valid time"))
+        + Duration::minutes(minutes);
     Utc.from_utc_datetime(&(local - Duration::hours(8)))
 }
 
-pub fn year_of_care(geo: &Geography, staff: &Staff, rng: &mut impl Rng, m: &Member, as_of: NaiveDate, n: &mut Counters) -> Care {
+pub fn year_of_care(
+    geo: &Geography,
+    staff: &Staff,
+    rng: &mut impl Rng,
+    m: &Member,
+    as_of: NaiveDate,
+    n: &mut Counters,
+) -> Care {
     let p = &m.patient;
     let age = m.age;
     let year_start = as_of - Duration::days(364);
     let village_clinic = p.managing_institution.clone().unwrap_or_default();
-    let village = geo.villages.iter().find(|v| Some(&v.code) == p.village.as_ref());
-    let township = village.map(|v| &geo.townships[v.township]).unwrap_or(&geo.townships[0]);
+    let village = geo
+        .villages
+        .iter()
+        .find(|v| Some(&v.code) == p.village.as_ref());
+    let township = village
+        .map(|v| &geo.townships[v.township])
+        .unwrap_or(&geo.townships[0]);
     let lead = geo.leads[township.community].clone();
     let has_clinic = village.is_some_and(|v| v.clinic.is_some());
 
     // Chronic diseases under management.
     let mut conditions = vec![];
     let chronic_p = [
-        match age { 40..=49 => 0.10, 50..=59 => 0.20, 60.. => 0.30, _ => 0.0 },
-        match age { 40..=49 => 0.04, 50.. => 0.10, _ => 0.0 },
+        match age {
+            40..=49 => 0.10,
+            50..=59 => 0.20,
+            60.. => 0.30,
+            _ => 0.0,
+        },
+        match age {
+            40..=49 => 0.04,
+            50.. => 0.10,
+            _ => 0.0,
+        },
         if age >= 60 { 0.05 } else { 0.0 },
         if age >= 60 { 0.05 } else { 0.0 },
     ];
     for (i, (code, name)) in CHRONIC.iter().enumerate() {
         if chronic_p[i] > 0.0 && rng.random_bool(chronic_p[i]) {
             n.condition += 1;
-            let onset = (as_of - Duration::days(rng.random_range(200..5000))).max(p.birth_date + Duration::days(365 * 30));
+            let onset = (as_of - Duration::days(rng.random_range(200..5000)))
+                .max(p.birth_date + Duration::days(365 * 30));
             conditions.push(Condition {
                 id: format!("cond-{:07}", n.condition),
                 patient: p.id.clone(),
                 code: Icd10::parse(code).expect("valid code"),
                 display: name.to_string(),
                 onset: onset.min(as_of),
-                institution: if has_clinic { village_clinic.clone() } else { township.centre.clone() },
+                institution: if has_clinic {
+                    village_clinic.clone()
+                } else {
+                    township.centre.clone()
+                },
                 encounter: None,
                 chronic: true,
             });
@@ -172,7 +213,11 @@ pub fn year_of_care(geo: &Geography, staff: &Staff, rng: &mut impl Rng, m: &Memb
             2
         } else if age < 14 {
             3
-        } else if code.starts_with('S') || code.starts_with("K80") || code.starts_with("K35") || code.starts_with("M") {
+        } else if code.starts_with('S')
+            || code.starts_with("K80")
+            || code.starts_with("K35")
+            || code.starts_with("M")
+        {
             1
         } else {
             0
@@ -194,7 +239,8 @@ pub fn year_of_care(geo: &Geography, staff: &Staff, rng: &mut impl Rng, m: &Memb
             r if r < 96 => Place::County,
             _ => Place::OutOfCounty,
         };
-        let emergency = matches!(place, Place::County) && rng.random_bool(0.12) || matches!(place, Place::Township) && rng.random_bool(0.03);
+        let emergency = matches!(place, Place::County) && rng.random_bool(0.12)
+            || matches!(place, Place::Township) && rng.random_bool(0.03);
         let (code, _) = if chronic_visit {
             let c = &conditions[rng.random_range(0..conditions.len())];
             (c.code.as_str().to_string(), c.display.clone())
@@ -203,8 +249,18 @@ pub fn year_of_care(geo: &Geography, staff: &Staff, rng: &mut impl Rng, m: &Memb
             (c.to_string(), d.to_string())
         };
         let (inst, in_county, total, insured) = match place {
-            Place::Village => (village_clinic.clone(), true, fen(rng, 2_000, 6_000), (50, 61)),
-            Place::Township => (township.centre.clone(), true, fen(rng, 6_000, 18_000), (40, 61)),
+            Place::Village => (
+                village_clinic.clone(),
+                true,
+                fen(rng, 2_000, 6_000),
+                (50, 61),
+            ),
+            Place::Township => (
+                township.centre.clone(),
+                true,
+                fen(rng, 6_000, 18_000),
+                (40, 61),
+            ),
             Place::County => {
                 let inst = if age < 14 && rng.random_bool(0.3) || code.starts_with("Z34") {
                     "org-mch".to_string()
@@ -213,12 +269,25 @@ pub fn year_of_care(geo: &Geography, staff: &Staff, rng: &mut impl Rng, m: &Memb
                 } else {
                     other_county[rng.random_range(0..other_county.len())].to_string()
                 };
-                let t = if emergency { fen(rng, 30_000, 80_000) } else { fen(rng, 15_000, 45_000) };
+                let t = if emergency {
+                    fen(rng, 30_000, 80_000)
+                } else {
+                    fen(rng, 15_000, 45_000)
+                };
                 (inst, true, t, (30, 51))
             }
-            Place::OutOfCounty => (OUT_OF_COUNTY_ID.to_string(), false, fen(rng, 30_000, 90_000), (20, 41)),
+            Place::OutOfCounty => (
+                OUT_OF_COUNTY_ID.to_string(),
+                false,
+                fen(rng, 30_000, 90_000),
+                (20, 41),
+            ),
         };
-        let class = if emergency { EncounterClass::Emergency } else { EncounterClass::Outpatient };
+        let class = if emergency {
+            EncounterClass::Emergency
+        } else {
+            EncounterClass::Outpatient
+        };
         let day = year_start + Duration::days(rng.random_range(0..365));
         n.encounter += 1;
         encounters.push(Encounter {
@@ -226,7 +295,11 @@ pub fn year_of_care(geo: &Geography, staff: &Staff, rng: &mut impl Rng, m: &Memb
             patient: p.id.clone(),
             class,
             department: department(&inst, class, age, &code),
-            practitioner: if in_county { physician(rng, &inst) } else { None },
+            practitioner: if in_county {
+                physician(rng, &inst)
+            } else {
+                None
+            },
             institution: inst,
             start: when(rng, day),
             end: None,
@@ -243,28 +316,61 @@ pub fn year_of_care(geo: &Geography, staff: &Staff, rng: &mut impl Rng, m: &Memb
         45..=59 => 0.14,
         _ => 0.27,
     } + 0.05 * conditions.len() as f64;
-    let admissions = if rng.random_bool(admit_p.min(0.9)) { if rng.random_bool(0.18) { 2 } else { 1 } } else { 0 };
+    let admissions = if rng.random_bool(admit_p.min(0.9)) {
+        if rng.random_bool(0.18) { 2 } else { 1 }
+    } else {
+        0
+    };
     for _ in 0..admissions {
         let (code, _) = pick_dx(rng, &INPATIENT, age, p.sex);
         let (inst, in_county, los, total, insured) = match rng.random_range(0..100) {
-            0..=23 => (township.centre.clone(), true, rng.random_range(3..8), fen(rng, 150_000, 400_000), (70, 81)),
+            0..=23 => (
+                township.centre.clone(),
+                true,
+                rng.random_range(3..8),
+                fen(rng, 150_000, 400_000),
+                (70, 81),
+            ),
             24..=85 => {
-                let inst = if code == "O80" && rng.random_bool(0.5) { "org-mch".to_string() } else { lead.clone() };
-                (inst, true, rng.random_range(4..13), fen(rng, 500_000, 1_500_000), (55, 71))
+                let inst = if code == "O80" && rng.random_bool(0.5) {
+                    "org-mch".to_string()
+                } else {
+                    lead.clone()
+                };
+                (
+                    inst,
+                    true,
+                    rng.random_range(4..13),
+                    fen(rng, 500_000, 1_500_000),
+                    (55, 71),
+                )
             }
-            _ => (OUT_OF_COUNTY_ID.to_string(), false, rng.random_range(6..16), fen(rng, 1_500_000, 4_000_000), (45, 56)),
+            _ => (
+                OUT_OF_COUNTY_ID.to_string(),
+                false,
+                rng.random_range(6..16),
+                fen(rng, 1_500_000, 4_000_000),
+                (45, 56),
+            ),
         };
         let day = year_start + Duration::days(rng.random_range(0..365));
         let start = when(rng, day);
         let end = start + Duration::days(los) + Duration::hours(rng.random_range(-3..4));
-        let now_limit = Utc.from_utc_datetime(&(as_of.and_time(NaiveTime::from_hms_opt(0, 0, 0).expect("valid")) - Duration::hours(8)));
+        let now_limit = Utc.from_utc_datetime(
+            &(as_of.and_time(NaiveTime::from_hms_opt(0, 0, 0).expect("valid"))
+                - Duration::hours(8)),
+        );
         n.encounter += 1;
         encounters.push(Encounter {
             id: format!("enc-{:08}", n.encounter),
             patient: p.id.clone(),
             class: EncounterClass::Inpatient,
             department: department(&inst, EncounterClass::Inpatient, age, code),
-            practitioner: if in_county { physician(rng, &inst) } else { None },
+            practitioner: if in_county {
+                physician(rng, &inst)
+            } else {
+                None
+            },
             institution: inst,
             start,
             end: (end < now_limit).then_some(end),
@@ -274,5 +380,8 @@ pub fn year_of_care(geo: &Geography, staff: &Staff, rng: &mut impl Rng, m: &Memb
         });
     }
     encounters.sort_by_key(|e| e.start);
-    Care { conditions, encounters }
+    Care {
+        conditions,
+        encounters,
+    }
 }

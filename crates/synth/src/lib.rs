@@ -64,7 +64,10 @@ pub fn generate_counted(params: &Params, sink: &mut dyn FnMut(Item)) -> Summary 
         sink(Item::Practitioner(p.clone()));
     }
     let mut rng = ChaCha8Rng::seed_from_u64(params.seed);
-    let mut counters = care::Counters { encounter: 0, condition: 0 };
+    let mut counters = care::Counters {
+        encounter: 0,
+        condition: 0,
+    };
     let mut next: u64 = 1;
     let mut household_no = 0;
     let total = params.residents as u64;

@@ -1,7 +1,7 @@
 //! Practitioners of every institution, with titles, departments and the
 //! secondments (派驻) that send lead-hospital doctors to township centres.
 
-use crate::geography::{Geography, COUNTY_DEPARTMENTS, TOWNSHIP_DEPARTMENTS};
+use crate::geography::{COUNTY_DEPARTMENTS, Geography, TOWNSHIP_DEPARTMENTS};
 use crate::names;
 use chrono::{Duration, NaiveDate};
 use rand::Rng;
@@ -15,7 +15,10 @@ pub struct Staff {
 
 impl Staff {
     pub fn physicians_of(&self, inst: &str) -> &[String] {
-        self.physicians.iter().find(|(i, _)| i == inst).map_or(&[], |(_, p)| p.as_slice())
+        self.physicians
+            .iter()
+            .find(|(i, _)| i == inst)
+            .map_or(&[], |(_, p)| p.as_slice())
     }
 }
 
@@ -46,28 +49,79 @@ pub fn build(geo: &Geography, rng: &mut impl Rng, as_of: NaiveDate) -> Staff {
         plan.push((h.id.clone(), h.staff, &COUNTY_DEPARTMENTS[..], true));
     }
     for t in &geo.townships {
-        let n = if geo.orgs.iter().any(|o| o.id == t.centre && o.sub_centre) { 30 } else { rng.random_range(12..=24) };
+        let n = if geo.orgs.iter().any(|o| o.id == t.centre && o.sub_centre) {
+            30
+        } else {
+            rng.random_range(12..=24)
+        };
         plan.push((t.centre.clone(), n, &TOWNSHIP_DEPARTMENTS[..], false));
     }
     for (inst, count, dept_names, county) in plan {
         let depts = geo.departments_of(&inst).to_vec();
-        let public_health = geo.hospitals.iter().any(|h| h.id == inst && h.kind == OrgKind::Cdc);
+        let public_health = geo
+            .hospitals
+            .iter()
+            .any(|h| h.id == inst && h.kind == OrgKind::Cdc);
         let mut docs = vec![];
         for _ in 0..count {
             let role = if public_health {
                 Role::PublicHealth
             } else if county {
-                pick(rng, &[(Role::Physician, 45), (Role::Nurse, 40), (Role::Pharmacist, 5), (Role::Technician, 10)])
+                pick(
+                    rng,
+                    &[
+                        (Role::Physician, 45),
+                        (Role::Nurse, 40),
+                        (Role::Pharmacist, 5),
+                        (Role::Technician, 10),
+                    ],
+                )
             } else {
-                pick(rng, &[(Role::Physician, 40), (Role::Nurse, 38), (Role::Pharmacist, 7), (Role::PublicHealth, 15)])
+                pick(
+                    rng,
+                    &[
+                        (Role::Physician, 40),
+                        (Role::Nurse, 38),
+                        (Role::Pharmacist, 7),
+                        (Role::PublicHealth, 15),
+                    ],
+                )
             };
             let sex = match role {
-                Role::Nurse => if rng.random_bool(0.95) { Sex::Female } else { Sex::Male },
-                _ => if rng.random_bool(0.55) { Sex::Male } else { Sex::Female },
+                Role::Nurse => {
+                    if rng.random_bool(0.95) {
+                        Sex::Female
+                    } else {
+                        Sex::Male
+                    }
+                }
+                _ => {
+                    if rng.random_bool(0.55) {
+                        Sex::Male
+                    } else {
+                        Sex::Female
+                    }
+                }
             };
             let title = match role {
-                Role::Physician if county => pick(rng, &[(Title::ChiefPhysician, 8), (Title::AssociateChief, 20), (Title::Attending, 35), (Title::Resident, 37)]),
-                Role::Physician => pick(rng, &[(Title::AssociateChief, 3), (Title::Attending, 30), (Title::Resident, 40), (Title::AssistantPhysician, 27)]),
+                Role::Physician if county => pick(
+                    rng,
+                    &[
+                        (Title::ChiefPhysician, 8),
+                        (Title::AssociateChief, 20),
+                        (Title::Attending, 35),
+                        (Title::Resident, 37),
+                    ],
+                ),
+                Role::Physician => pick(
+                    rng,
+                    &[
+                        (Title::AssociateChief, 3),
+                        (Title::Attending, 30),
+                        (Title::Resident, 40),
+                        (Title::AssistantPhysician, 27),
+                    ],
+                ),
                 Role::Pharmacist => Title::Pharmacist,
                 Role::PublicHealth => Title::Resident,
                 _ => Title::Nurse,
@@ -86,11 +140,16 @@ pub fn build(geo: &Geography, rng: &mut impl Rng, as_of: NaiveDate) -> Staff {
             }
             out.push(Practitioner {
                 id,
-                name: format!("{}{}", names::surname(rng), names::given(rng, sex == Sex::Male)),
+                name: format!(
+                    "{}{}",
+                    names::surname(rng),
+                    names::given(rng, sex == Sex::Male)
+                ),
                 sex,
                 role,
                 title,
-                licence: matches!(role, Role::Physician | Role::Pharmacist | Role::Nurse).then(|| licence(rng)),
+                licence: matches!(role, Role::Physician | Role::Pharmacist | Role::Nurse)
+                    .then(|| licence(rng)),
                 primary_institution: inst.clone(),
                 department: depts.get(dept_index).cloned(),
                 secondments: vec![],
@@ -105,12 +164,20 @@ pub fn build(geo: &Geography, rng: &mut impl Rng, as_of: NaiveDate) -> Staff {
         let n = if rng.random_bool(0.35) { 2 } else { 1 };
         let mut docs = vec![];
         for _ in 0..n {
-            let sex = if rng.random_bool(0.7) { Sex::Male } else { Sex::Female };
+            let sex = if rng.random_bool(0.7) {
+                Sex::Male
+            } else {
+                Sex::Female
+            };
             let id = format!("pr-{:06}", out.len() + 1);
             docs.push(id.clone());
             out.push(Practitioner {
                 id,
-                name: format!("{}{}", names::surname(rng), names::given(rng, sex == Sex::Male)),
+                name: format!(
+                    "{}{}",
+                    names::surname(rng),
+                    names::given(rng, sex == Sex::Male)
+                ),
                 sex,
                 role: Role::VillageDoctor,
                 title: Title::VillageDoctor,
@@ -131,11 +198,19 @@ pub fn build(geo: &Geography, rng: &mut impl Rng, as_of: NaiveDate) -> Staff {
         let candidates: Vec<usize> = out
             .iter()
             .enumerate()
-            .filter(|(_, p)| &p.primary_institution == lead && p.title == Title::Attending && p.secondments.is_empty())
+            .filter(|(_, p)| {
+                &p.primary_institution == lead
+                    && p.title == Title::Attending
+                    && p.secondments.is_empty()
+            })
             .map(|(i, _)| i)
             .collect();
         if let Some(&i) = candidates.get(ti % candidates.len().max(1)) {
-            out[i].secondments.push(Secondment { institution: t.centre.clone(), start: year_start, end: Some(as_of) });
+            out[i].secondments.push(Secondment {
+                institution: t.centre.clone(),
+                start: year_start,
+                end: Some(as_of),
+            });
         }
         let experts: Vec<usize> = out
             .iter()
@@ -147,10 +222,17 @@ pub fn build(geo: &Geography, rng: &mut impl Rng, as_of: NaiveDate) -> Staff {
             let e = experts[rng.random_range(0..experts.len())];
             let mut day = year_start + Duration::days(rng.random_range(0..10));
             while day <= as_of {
-                out[e].secondments.push(Secondment { institution: t.centre.clone(), start: day, end: Some(day) });
+                out[e].secondments.push(Secondment {
+                    institution: t.centre.clone(),
+                    start: day,
+                    end: Some(day),
+                });
                 day += Duration::days(10);
             }
         }
     }
-    Staff { practitioners: out, physicians }
+    Staff {
+        practitioners: out,
+        physicians,
+    }
 }

@@ -622,7 +622,7 @@ async fn patient(State(st): State<AppState>, Path(id): Path<String>, req: Reques
             let dx: Vec<String> = e["reasonCode"].as_array().into_iter().flatten().map(|r| str_of(r, &["coding", "0", "code"]).to_string()).collect();
             context! {
                 when => local_time(str_of(e, &["period", "start"])),
-                class => str_of(e, &["class", "display"]).to_string() + if str_of(e, &["class", "display"]).is_empty() { str_of(e, &["class", "code"]) } else { "" },
+                class => yigong_core::EncounterClass::from_act_code(str_of(e, &["class", "code"])).map_or(str_of(e, &["class", "code"]), |c| c.label_zh()),
                 org => names.get(&org).cloned().unwrap_or(org),
                 in_county => extension(e, EXT_IN_COUNTY).and_then(|x| x["valueBoolean"].as_bool()).unwrap_or(true),
                 dx => dx.join("、"),
