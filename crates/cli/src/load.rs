@@ -92,12 +92,15 @@ pub fn generate_into(
     };
     let actor = Actor::system("synth");
     let mut n = 0;
+    store.set_bulk_load(true)?;
     for batch in rx {
         let len = batch.len();
         store.bulk_upsert(&actor, batch, "生成演示数据")?;
+
         n += len;
         bar.inc(len as u64);
     }
+    store.set_bulk_load(false)?;
     producer
         .join()
         .map_err(|_| anyhow::anyhow!("生成线程崩溃"))??;
@@ -232,9 +235,11 @@ pub fn ensure_demo(store: &Store, data_dir: &Path, residents: u32, seed: u64) ->
                 data_dir.display()
             );
         }
+        // The simulated year ends yesterday (China time), so no visit lies in the future.
         let as_of = chrono::Utc::now()
             .with_timezone(&chrono_tz_shanghai())
-            .date_naive();
+            .date_naive()
+            - chrono::Duration::days(1);
         println!("正在生成演示县:{residents} 名居民,随机种子 {seed},就诊数据截至 {as_of} ……");
         let (n, secs) = generate_into(store, residents, seed, as_of, true)?;
         let password = random_password();

@@ -34,7 +34,8 @@ pub enum SortField {
     LastUpdated,
     Id,
     Date,
-    Index(String),
+    /// The first name (HumanName text, or Organization name).
+    Name,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -255,10 +256,9 @@ pub fn parse(rtype: &str, pairs: &[(String, String)]) -> Result<SearchSpec, Issu
                         "_lastUpdated" => SortField::LastUpdated,
                         "_id" => SortField::Id,
                         "date" | "onset-date" => SortField::Date,
-                        "name" | "family" | "given" | "birthdate" | "gender" | "identifier"
-                            if defs.iter().any(|d| d.0 == name) =>
-                        {
-                            SortField::Index(name.to_string())
+                        "birthdate" if rtype == "Patient" => SortField::Date,
+                        "name" | "family" | "given" if defs.iter().any(|d| d.0 == name) => {
+                            SortField::Name
                         }
                         _ => {
                             return Err(Issue::invalid(

@@ -224,6 +224,22 @@ impl Store {
     pub fn dialect(&self) -> Dialect {
         self.db.dialect()
     }
+
+    /// Tunes the SQLite writer for a large initial load (no fsync, a big page
+    /// cache, rare checkpoints) or back to normal operation. Only for loading a
+    /// fresh database that can simply be regenerated if the machine crashes.
+    pub fn set_bulk_load(&self, on: bool) -> Result<(), StoreError> {
+        if let Db::Sqlite { writer, .. } = &self.db {
+            let c = writer.lock().unwrap_or_else(|p| p.into_inner());
+            let pragmas = if on {
+                "PRAGMA synchronous=OFF; PRAGMA cache_size=-1048576; PRAGMA wal_autocheckpoint=65536;"
+            } else {
+                "PRAGMA synchronous=NORMAL; PRAGMA cache_size=-65536; PRAGMA wal_autocheckpoint=1000; PRAGMA wal_checkpoint(TRUNCATE);"
+            };
+            c.execute_batch(pragmas)?;
+        }
+        Ok(())
+    }
     pub fn db(&self) -> &Db {
         &self.db
     }

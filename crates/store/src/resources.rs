@@ -122,7 +122,8 @@ pub enum SortKey {
     LastUpdated,
     Id,
     Date,
-    Param(String),
+    /// The first `name` search value.
+    Name,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -332,10 +333,7 @@ impl Store {
                     SortKey::LastUpdated => "r.updated".to_string(),
                     SortKey::Id => "r.id".to_string(),
                     SortKey::Date => "r.sdate".to_string(),
-                    SortKey::Param(p) => {
-                        params.push(p.as_str().into());
-                        "(SELECT min(s.value) FROM search_index s WHERE s.rtype = r.rtype AND s.id = r.id AND s.param = ?)".to_string()
-                    }
+                    SortKey::Name => "r.sname".to_string(),
                 };
                 order.push(format!("{expr} {dir}"));
             }
@@ -609,7 +607,9 @@ fn write_doc(
         ""
     };
     let existing = tx.query_one(
-        &format!("SELECT version, body, sdate, inst, deleted FROM resource WHERE rtype = ? AND id = ?{lock}"),
+        &format!(
+            "SELECT version, body, sdate, inst, idx FROM resource WHERE rtype = ? AND id = ?{lock}"
+        ),
         &[doc.rtype.as_str().into(), doc.id.as_str().into()],
     )?;
     let existing = existing.map(|r| {
@@ -617,6 +617,7 @@ fn write_doc(
         (
             it.next().and_then(|v| v.as_int()).unwrap_or(0),
             it.next().and_then(Val::into_string).unwrap_or_default(),
+            it.next().and_then(Val::into_string),
             it.next().and_then(Val::into_string),
             it.next().and_then(Val::into_string),
         )
@@ -685,16 +686,25 @@ fn write_doc(
 
     let rt: Val = doc.rtype.as_str().into();
     let id: Val = doc.id.as_str().into();
-    if let Some((old_v, _, old_date, old_inst)) = &existing {
+    let mut seen = std::collections::HashSet::new();
+    doc.index
+        .retain(|(p, v)| seen.insert((p.clone(), v.clone())));
+    let idx = encode_index(&doc.index);
+    let sname = doc
+        .index
+        .iter()
+        .find(|(p, _)| p == "name")
+        .map(|(_, v)| v.clone());
+    if let Some((old_v, _, old_date, old_inst, old_idx)) = &existing {
         tx.exec(
             "INSERT INTO resource_history (rtype, id, version, updated, deleted, body) SELECT rtype, id, version, updated, deleted, body FROM resource WHERE rtype = ? AND id = ?",
             &[rt.clone(), id.clone()],
         )?;
         let n = tx.exec(
-            "UPDATE resource SET version = ?, updated = ?, deleted = 0, org = ?, inst = ?, comm = ?, patient = ?, pinst = ?, pcomm = ?, sdate = ?, body = ? WHERE rtype = ? AND id = ? AND version = ?",
+            "UPDATE resource SET version = ?, updated = ?, deleted = 0, org = ?, inst = ?, comm = ?, patient = ?, pinst = ?, pcomm = ?, sdate = ?, sname = ?, idx = ?, body = ? WHERE rtype = ? AND id = ? AND version = ?",
             &[
                 Val::Int(version), now.into(), doc.org.clone().into(), inst.clone().into(), comm.clone().into(),
-                patient.clone().into(), pinst.clone().into(), pcomm.clone().into(), doc.date.clone().into(), body.as_str().into(),
+                patient.clone().into(), pinst.clone().into(), pcomm.clone().into(), doc.date.clone().into(), sname.clone().into(), idx.as_str().into(), body.as_str().into(),
                 rt.clone(), id.clone(), Val::Int(*old_v),
             ],
         )?;
@@ -703,10 +713,12 @@ fn write_doc(
                 current: *old_v + 1,
             });
         }
-        tx.exec(
-            "DELETE FROM search_index WHERE rtype = ? AND id = ?",
-            &[rt.clone(), id.clone()],
-        )?;
+        for (param, value) in decode_index(old_idx.as_deref().unwrap_or("")) {
+            tx.exec(
+                "DELETE FROM search_index WHERE rtype = ? AND param = ? AND value = ? AND id = ?",
+                &[rt.clone(), param.into(), value.into(), id.clone()],
+            )?;
+        }
         if doc.rtype == "Encounter" {
             if let (Some(d), Some(i)) = (old_date.as_deref().and_then(local_month), old_inst) {
                 bump_month(tx, &d, i, -1)?;
@@ -714,26 +726,23 @@ fn write_doc(
         }
     } else {
         tx.exec(
-            "INSERT INTO resource (rtype, id, version, updated, deleted, org, inst, comm, patient, pinst, pcomm, sdate, body) VALUES (?, ?, ?, ?, 0, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO resource (rtype, id, version, updated, deleted, org, inst, comm, patient, pinst, pcomm, sdate, sname, idx, body) VALUES (?, ?, ?, ?, 0, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             &[
                 rt.clone(), id.clone(), Val::Int(version), now.into(), doc.org.clone().into(), inst.clone().into(), comm.clone().into(),
-                patient.clone().into(), pinst.clone().into(), pcomm.clone().into(), doc.date.clone().into(), body.as_str().into(),
+                patient.clone().into(), pinst.clone().into(), pcomm.clone().into(), doc.date.clone().into(), sname.clone().into(), idx.as_str().into(), body.as_str().into(),
             ],
         )?;
     }
-    let mut seen = std::collections::HashSet::new();
     for (param, value) in &doc.index {
-        if seen.insert((param.as_str(), value.as_str())) {
-            tx.exec(
-                "INSERT INTO search_index (rtype, param, value, id) VALUES (?, ?, ?, ?)",
-                &[
-                    rt.clone(),
-                    param.as_str().into(),
-                    value.as_str().into(),
-                    id.clone(),
-                ],
-            )?;
-        }
+        tx.exec(
+            "INSERT INTO search_index (rtype, param, value, id) VALUES (?, ?, ?, ?)",
+            &[
+                rt.clone(),
+                param.as_str().into(),
+                value.as_str().into(),
+                id.clone(),
+            ],
+        )?;
     }
     if doc.rtype == "Encounter" {
         if let (Some(d), Some(i)) = (doc.date.as_deref().and_then(local_month), &inst) {
@@ -779,6 +788,20 @@ fn write_doc(
         created: existing.is_none(),
         changed: true,
     })
+}
+
+/// Encodes index entries for the `idx` column (unit and record separators
+/// never occur in FHIR strings we index).
+fn encode_index(index: &[(String, String)]) -> String {
+    index
+        .iter()
+        .map(|(p, v)| format!("{p}\u{1F}{v}"))
+        .collect::<Vec<_>>()
+        .join("\u{1E}")
+}
+
+fn decode_index(s: &str) -> impl Iterator<Item = (&str, &str)> {
+    s.split('\u{1E}').filter_map(|e| e.split_once('\u{1F}'))
 }
 
 fn bump_month(tx: &mut dyn Sql, month: &str, inst: &str, by: i64) -> Result<(), StoreError> {

@@ -390,7 +390,7 @@ fn search_filters_sorts_pages_and_respects_scope() {
                 vec![Match::Prefix(prefix.into())],
             )],
             sort: vec![Sort {
-                key: SortKey::Param("birthdate".into()),
+                key: SortKey::Date,
                 descending: true,
             }],
             want_total: true,

@@ -1,7 +1,6 @@
 //! Server-rendered pages in Simplified Chinese (minijinja templates + htmx).
 
 use crate::auth::{Principal, SESSION_COOKIE, principal_of};
-use crate::service::scope_label;
 use crate::{AppState, blocking};
 use axum::Form;
 use axum::Router;
@@ -95,14 +94,14 @@ fn error_page(st: &AppState, p: &Principal, status: StatusCode, msg: &str) -> Re
     let mut r = render(
         st,
         "error.html",
-        context! { title => "无法打开", message => msg, user => user_ctx(p), nav => "" },
+        context! { title => "无法打开", message => msg, user => user_ctx(st, p), nav => "" },
     );
     *r.status_mut() = status;
     r
 }
 
-fn user_ctx(p: &Principal) -> minijinja::Value {
-    context! { display => p.0.display.clone(), role => p.0.role.label_zh(), scope => scope_label(&p.0.scope) }
+fn user_ctx(st: &AppState, p: &Principal) -> minijinja::Value {
+    context! { display => p.0.display.clone(), role => p.0.role.label_zh(), scope => st.svc.scope_label(&p.0.scope) }
 }
 
 /// The signed-in user of a page request, or a redirect to the login page.
@@ -111,7 +110,12 @@ async fn page_user(
     req_parts: &axum::http::request::Parts,
 ) -> Result<Principal, Response> {
     match principal_of(req_parts, st).await {
-        Ok(Some(p)) => Ok(p),
+        Ok(Some(p)) => {
+            // Warm the organisation names off the async threads.
+            let svc = st.svc.clone();
+            blocking(move || svc.org_names()).await;
+            Ok(p)
+        }
         _ => Err(Redirect::to("/login").into_response()),
     }
 }
@@ -292,7 +296,7 @@ async fn home(State(st): State<AppState>, req: Request) -> Response {
         &st,
         "home.html",
         context! {
-            title => "总览", nav => "home", user => user_ctx(&p), county_name => county_name(&tree),
+            title => "总览", nav => "home", user => user_ctx(&st, &p), county_name => county_name(&tree),
             now => now.format("%Y-%m-%d %H:%M").to_string(),
             ov => context! { communities => ov.communities, residents => ov.residents, visits_this_month => ov.visits_this_month },
             tiers => tiers, primary_share => primary_share,
@@ -369,7 +373,7 @@ async fn orgs(State(st): State<AppState>, req: Request) -> Response {
     render(
         &st,
         "orgs.html",
-        context! { title => "机构", nav => "orgs", user => user_ctx(&p), tree => counties },
+        context! { title => "机构", nav => "orgs", user => user_ctx(&st, &p), tree => counties },
     )
 }
 
@@ -470,7 +474,7 @@ fn patient_spec(q: &str) -> Result<SearchSpec, String> {
     Ok(SearchSpec {
         rtype: "Patient".into(),
         filters: vec![filter],
-        sort: vec![(SortField::Index("name".into()), false)],
+        sort: vec![(SortField::Name, false)],
         count: 50,
         offset: 0,
         total: TotalMode::Accurate,
@@ -518,7 +522,7 @@ async fn patients(
         }
     }
     let partial = headers.contains_key("hx-request") && !headers.contains_key("hx-boosted");
-    let ctx = context! { title => "居民", nav => "patients", user => user_ctx(&p), q => q, rows => rows, total => total, error => error };
+    let ctx = context! { title => "居民", nav => "patients", user => user_ctx(&st, &p), q => q, rows => rows, total => total, error => error };
     render(
         &st,
         if partial {
@@ -652,7 +656,7 @@ async fn patient(State(st): State<AppState>, Path(id): Path<String>, req: Reques
     render(
         &st,
         "patient.html",
-        context! { title => "居民档案", nav => "patients", user => user_ctx(&p), p => person, encounters => enc_rows, conditions => conditions, accesses => access_rows },
+        context! { title => "居民档案", nav => "patients", user => user_ctx(&st, &p), p => person, encounters => enc_rows, conditions => conditions, accesses => access_rows },
     )
 }
 
@@ -701,6 +705,6 @@ async fn audit(State(st): State<AppState>, Query(aq): Query<AuditQuery>, req: Re
     render(
         &st,
         "audit.html",
-        context! { title => "审计日志", nav => "audit", user => user_ctx(&p), rows => rows, page => page, more => more, count => count },
+        context! { title => "审计日志", nav => "audit", user => user_ctx(&st, &p), rows => rows, page => page, more => more, count => count },
     )
 }

@@ -13,6 +13,9 @@ use yigong_store::{Access, Actor, Role, Scope, Store, StoreError};
 
 pub struct Service {
     pub store: Arc<Store>,
+    /// Organisation names for pages, loaded on first use and dropped when an
+    /// Organization is written through the service.
+    org_names: std::sync::RwLock<Option<Arc<std::collections::HashMap<String, String>>>>,
 }
 
 #[derive(Debug, Clone)]
@@ -112,7 +115,7 @@ pub fn to_query(spec: &SearchSpec) -> Query {
                     SortField::LastUpdated => SortKey::LastUpdated,
                     SortField::Id => SortKey::Id,
                     SortField::Date => SortKey::Date,
-                    SortField::Index(n) => SortKey::Param(n.clone()),
+                    SortField::Name => SortKey::Name,
                 },
                 descending: *desc,
             })
@@ -126,7 +129,50 @@ pub fn to_query(spec: &SearchSpec) -> Query {
 
 impl Service {
     pub fn new(store: Arc<Store>) -> Service {
-        Service { store }
+        Service {
+            store,
+            org_names: std::sync::RwLock::new(None),
+        }
+    }
+
+    /// Organisation id → name (blocking on first use).
+    pub fn org_names(&self) -> Arc<std::collections::HashMap<String, String>> {
+        if let Some(m) = self
+            .org_names
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .as_ref()
+        {
+            return m.clone();
+        }
+        let map: std::collections::HashMap<String, String> = self
+            .store
+            .org_tree()
+            .unwrap_or_default()
+            .into_iter()
+            .map(|n| (n.id, n.name))
+            .collect();
+        let map = Arc::new(map);
+        *self.org_names.write().unwrap_or_else(|p| p.into_inner()) = Some(map.clone());
+        map
+    }
+
+    fn org_written(&self, rtype: &str) {
+        if rtype == "Organization" {
+            *self.org_names.write().unwrap_or_else(|p| p.into_inner()) = None;
+        }
+    }
+
+    /// The user's scope in words, e.g. 「泸县人民医院医共体」.
+    pub fn scope_label(&self, s: &Scope) -> String {
+        match s.id() {
+            None => "全县".into(),
+            Some(id) => self
+                .org_names()
+                .get(id)
+                .cloned()
+                .unwrap_or_else(|| id.to_string()),
+        }
     }
 
     fn log_read(&self, p: &Principal, s: &Stored) {
@@ -295,7 +341,9 @@ impl Service {
         base: &str,
         strict: bool,
     ) -> Result<(Value, usize), Issue> {
-        run_transaction(&self.store, actor, role, bundle, base, strict)
+        let r = run_transaction(&self.store, actor, role, bundle, base, strict);
+        self.org_written("Organization");
+        r
     }
 }
 
@@ -387,15 +435,6 @@ fn precondition_of(e: &TxEntry) -> Precondition {
 
 pub fn store_issue(e: StoreError) -> Issue {
     crate::ApiError::from(e).0
-}
-
-/// Scope label for pages.
-pub fn scope_label(s: &Scope) -> String {
-    match s {
-        Scope::County => "全县".into(),
-        Scope::Community(c) => format!("医共体 {c}"),
-        Scope::Institution(i) => format!("机构 {i}"),
-    }
 }
 
 /// Imports one Bundle (transaction, batch or collection) as a single transaction.

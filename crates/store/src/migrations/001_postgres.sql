@@ -16,13 +16,14 @@ CREATE TABLE IF NOT EXISTS resource (
   pinst TEXT COLLATE "C",          -- the patient's managing institution (scope)
   pcomm TEXT COLLATE "C",          -- the patient's community (scope)
   sdate TEXT COLLATE "C",          -- the resource's main date, ISO 8601, for search and sort
+  sname TEXT COLLATE "C",          -- the first name search value, for sorting by name
+  idx TEXT COLLATE "C",            -- this row's search_index entries, so an update deletes exactly them
   body TEXT COLLATE "C" NOT NULL,
   PRIMARY KEY (rtype, id)
 );
 CREATE INDEX IF NOT EXISTS resource_patient ON resource (patient, rtype, sdate);
 CREATE INDEX IF NOT EXISTS resource_date ON resource (rtype, sdate);
 CREATE INDEX IF NOT EXISTS resource_org ON resource (rtype, org, sdate);
-CREATE INDEX IF NOT EXISTS resource_comm ON resource (rtype, comm, sdate);
 CREATE INDEX IF NOT EXISTS resource_pcomm ON resource (rtype, pcomm, sdate);
 
 -- Earlier versions (the current one lives in resource).
@@ -44,7 +45,6 @@ CREATE TABLE IF NOT EXISTS search_index (
   id TEXT COLLATE "C" NOT NULL,
   PRIMARY KEY (rtype, param, value, id)
 );
-CREATE INDEX IF NOT EXISTS search_index_owner ON search_index (rtype, id);
 
 -- The organisation tree, kept beside the Organization resources for scope decisions.
 CREATE TABLE IF NOT EXISTS org_tree (

@@ -1,7 +1,8 @@
 -- yigong schema v1 (SQLite)
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 
--- Current version of every FHIR resource. The body is the JSON served to clients,
+-- Current version of every FHIR resource (a rowid table: bodies are ~1 kB, which
+-- WITHOUT ROWID would spill to overflow pages). The body is the JSON served to clients,
 -- meta included, so a read is a single indexed lookup with no re-serialisation.
 CREATE TABLE IF NOT EXISTS resource (
   rtype TEXT NOT NULL,
@@ -16,13 +17,14 @@ CREATE TABLE IF NOT EXISTS resource (
   pinst TEXT,          -- the patient's managing institution (scope)
   pcomm TEXT,          -- the patient's community (scope)
   sdate TEXT,          -- the resource's main date, ISO 8601, for search and sort
+  sname TEXT,          -- the first name search value, for sorting by name
+  idx TEXT,            -- this row's search_index entries, so an update deletes exactly them
   body TEXT NOT NULL,
   PRIMARY KEY (rtype, id)
-) WITHOUT ROWID;
+);
 CREATE INDEX IF NOT EXISTS resource_patient ON resource (patient, rtype, sdate);
 CREATE INDEX IF NOT EXISTS resource_date ON resource (rtype, sdate);
 CREATE INDEX IF NOT EXISTS resource_org ON resource (rtype, org, sdate);
-CREATE INDEX IF NOT EXISTS resource_comm ON resource (rtype, comm, sdate);
 CREATE INDEX IF NOT EXISTS resource_pcomm ON resource (rtype, pcomm, sdate);
 
 -- Earlier versions (the current one lives in resource).
@@ -34,7 +36,7 @@ CREATE TABLE IF NOT EXISTS resource_history (
   deleted INTEGER NOT NULL DEFAULT 0,
   body TEXT NOT NULL,
   PRIMARY KEY (rtype, id, version)
-) WITHOUT ROWID;
+);
 
 -- Search parameter values, one row per (resource, parameter, value).
 CREATE TABLE IF NOT EXISTS search_index (
@@ -44,7 +46,6 @@ CREATE TABLE IF NOT EXISTS search_index (
   id TEXT NOT NULL,
   PRIMARY KEY (rtype, param, value, id)
 ) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS search_index_owner ON search_index (rtype, id);
 
 -- The organisation tree, kept beside the Organization resources for scope decisions.
 CREATE TABLE IF NOT EXISTS org_tree (
