@@ -55,9 +55,12 @@ pub enum OrgKind {
     Cdc,
     MentalHealth,
     Department,
+    /// Care providers outside the county (县外医疗机构), recorded so that
+    /// out-of-county care is attributed but never counted as a county tier.
+    External,
 }
 
-pub const ALL_KINDS: [OrgKind; 11] = [
+pub const ALL_KINDS: [OrgKind; 12] = [
     OrgKind::County,
     OrgKind::Community,
     OrgKind::GeneralHospital,
@@ -69,6 +72,7 @@ pub const ALL_KINDS: [OrgKind; 11] = [
     OrgKind::Cdc,
     OrgKind::MentalHealth,
     OrgKind::Department,
+    OrgKind::External,
 ];
 
 impl OrgKind {
@@ -85,6 +89,7 @@ impl OrgKind {
             OrgKind::Cdc => "cdc",
             OrgKind::MentalHealth => "mental-health",
             OrgKind::Department => "department",
+            OrgKind::External => "external",
         }
     }
     pub fn label_zh(self) -> &'static str {
@@ -100,6 +105,7 @@ impl OrgKind {
             OrgKind::Cdc => "疾病预防控制中心",
             OrgKind::MentalHealth => "精神卫生机构",
             OrgKind::Department => "科室",
+            OrgKind::External => "县外医疗机构",
         }
     }
     pub fn from_code(s: &str) -> Option<OrgKind> {
@@ -115,11 +121,12 @@ impl OrgKind {
             | OrgKind::MentalHealth => Some(Tier::County),
             OrgKind::TownshipCentre | OrgKind::CommunityCentre => Some(Tier::Township),
             OrgKind::VillageClinic => Some(Tier::Village),
-            OrgKind::County | OrgKind::Community | OrgKind::Department => None,
+            OrgKind::County | OrgKind::Community | OrgKind::Department | OrgKind::External => None,
         }
     }
+    /// Treats patients (owns encounters and departments).
     pub fn is_institution(self) -> bool {
-        self.tier().is_some()
+        self.tier().is_some() || self == OrgKind::External
     }
     /// Public-health bodies that may join a community without treating patients.
     pub fn is_public_health(self) -> bool {
@@ -166,8 +173,9 @@ impl Organization {
             (OrgKind::County, None) => true,
             (OrgKind::Community, Some(OrgKind::County)) => true,
             (OrgKind::Department, Some(p)) => p.is_institution(),
+            (OrgKind::External, Some(OrgKind::County)) => true,
             // Institutions belong to a community; a few stand alone under the county.
-            (k, Some(OrgKind::Community | OrgKind::County)) if k.is_institution() => true,
+            (k, Some(OrgKind::Community | OrgKind::County)) if k.tier().is_some() => true,
             _ => false,
         };
         if !ok {

@@ -234,7 +234,7 @@ pub fn build() -> Geography {
     orgs.push(org(
         OUT_OF_COUNTY_ID,
         "县外医疗机构(县外就医)",
-        OrgKind::GeneralHospital,
+        OrgKind::External,
         Some(COUNTY_ID),
         None,
         None,
