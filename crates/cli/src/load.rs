@@ -304,7 +304,10 @@ pub fn import_files(store: &Store, files: &[PathBuf]) -> Result<usize> {
     );
     let actor = Actor::system("import");
     let mut n = 0;
-    for f in files {
+    // NDJSON files (one type each) go in reference order; bundles as given.
+    let mut files = files.to_vec();
+    files.sort_by_key(|f| ndjson_rank(f));
+    for f in &files {
         bar.set_message(
             f.file_name()
                 .map(|s| s.to_string_lossy().into_owned())
@@ -321,6 +324,38 @@ pub fn import_files(store: &Store, files: &[PathBuf]) -> Result<usize> {
     }
     bar.finish_and_clear();
     Ok(n)
+}
+
+/// Where an NDJSON file of this resource type goes in an import, so that every
+/// reference points to a resource imported before it.
+fn ndjson_rank(f: &Path) -> usize {
+    const ORDER: [&str; 14] = [
+        "Organization",
+        "Location",
+        "Practitioner",
+        "PractitionerRole",
+        "Patient",
+        "Encounter",
+        "Condition",
+        "Observation",
+        "Procedure",
+        "MedicationRequest",
+        "Immunization",
+        "Claim",
+        "DiagnosticReport",
+        "CarePlan",
+    ];
+    if !f.extension().is_some_and(|e| e == "ndjson" || e == "jsonl") {
+        return 0;
+    }
+    let stem = f
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    ORDER
+        .iter()
+        .position(|t| *t == stem)
+        .map_or(ORDER.len() + 1, |i| i + 1)
 }
 
 pub fn import_bundle(store: &Store, actor: &Actor, f: &Path) -> Result<usize> {

@@ -3,6 +3,11 @@
 mod bench;
 mod load;
 
+// glibc malloc serialises the generator and writer threads on its arena lock
+// (one allocates documents, the other frees them); mimalloc does not.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand};
 use std::net::SocketAddr;

@@ -1,0 +1,146 @@
+//! The command-line contract: `demo` on a small county, `token`, `import` of
+//! Bundles and NDJSON (idempotent), `export` to NDJSON.
+
+use std::path::Path;
+use std::process::Command;
+use yigong_store::{Query, Scope, Store};
+
+fn yigong(args: &[&str], dir: &Path) -> String {
+    let out = Command::new(env!("CARGO_BIN_EXE_yigong"))
+        .args(args)
+        .arg("--data-dir")
+        .arg(dir)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "yigong {args:?} failed: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn count(store: &Store, rtype: &str) -> i64 {
+    store
+        .search(
+            &Query {
+                count_only: true,
+                ..Query::new(rtype)
+            },
+            &Scope::County,
+        )
+        .unwrap()
+        .0
+        .unwrap()
+}
+
+#[test]
+fn demo_generates_a_small_county_then_reuses_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = yigong(
+        &["demo", "--residents", "300", "--seed", "5", "--no-serve"],
+        dir.path(),
+    );
+    assert!(out.contains("管理员登录:用户名 admin"), "{out}");
+    let store = Store::open_sqlite_dir(dir.path()).unwrap();
+    assert_eq!(count(&store, "Patient"), 300);
+    assert!(count(&store, "Encounter") > 600);
+    assert_eq!(
+        store
+            .org_tree()
+            .unwrap()
+            .iter()
+            .filter(|n| n.kind.as_deref() == Some("village-clinic"))
+            .count(),
+        251
+    );
+    let audit = store.audit_count().unwrap();
+    drop(store);
+    // A second run serves the same county without regenerating it.
+    let again = yigong(&["demo", "--residents", "300", "--no-serve"], dir.path());
+    assert!(!again.contains("正在生成"), "{again}");
+    assert_eq!(
+        Store::open_sqlite_dir(dir.path())
+            .unwrap()
+            .audit_count()
+            .unwrap(),
+        audit
+    );
+    let token = yigong(&["token", "--user", "admin"], dir.path());
+    assert!(token.trim().len() >= 40);
+}
+
+#[test]
+fn import_is_idempotent_and_export_round_trips() {
+    let shared = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data/synthea-r4");
+    let mut files: Vec<String> = std::fs::read_dir(&shared)
+        .unwrap()
+        .map(|e| e.unwrap().path().display().to_string())
+        .collect();
+    files.sort_by_key(|f| {
+        (
+            !(f.contains("hospital") || f.contains("practitioner")),
+            f.clone(),
+        )
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let mut args = vec!["import"];
+    args.extend(files.iter().map(String::as_str));
+    let out = yigong(&args, dir.path());
+    assert!(out.contains("导入完成"), "{out}");
+    let store = Store::open_sqlite_dir(dir.path()).unwrap();
+    let before: Vec<_> = store.resource_types().unwrap();
+    assert_eq!(before.iter().find(|(t, _)| t == "Patient").unwrap().1, 18);
+    drop(store);
+    yigong(&args, dir.path());
+    assert_eq!(
+        Store::open_sqlite_dir(dir.path())
+            .unwrap()
+            .resource_types()
+            .unwrap(),
+        before,
+        "re-import creates no duplicates"
+    );
+
+    let export_dir = tempfile::tempdir().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_yigong"))
+        .args(["export", "--data-dir"])
+        .arg(dir.path())
+        .arg("--out")
+        .arg(export_dir.path())
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let observations =
+        std::fs::read_to_string(export_dir.path().join("Observation.ndjson")).unwrap();
+    assert_eq!(
+        observations.lines().count() as i64,
+        before.iter().find(|(t, _)| t == "Observation").unwrap().1
+    );
+
+    // The NDJSON export imports into a fresh database with the same counts.
+    let fresh = tempfile::tempdir().unwrap();
+    let mut nd: Vec<String> = std::fs::read_dir(export_dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().path().display().to_string())
+        .collect();
+    nd.sort_by_key(|f| {
+        (
+            !f.ends_with("Organization.ndjson"),
+            !f.ends_with("Practitioner.ndjson"),
+            !f.ends_with("Patient.ndjson"),
+            f.clone(),
+        )
+    });
+    let mut args = vec!["import"];
+    args.extend(nd.iter().map(String::as_str));
+    yigong(&args, fresh.path());
+    assert_eq!(
+        Store::open_sqlite_dir(fresh.path())
+            .unwrap()
+            .resource_types()
+            .unwrap(),
+        before
+    );
+}
