@@ -362,7 +362,7 @@ pub fn import_bundle(store: &Store, actor: &Actor, f: &Path) -> Result<usize> {
     let text = std::fs::read(f).with_context(|| format!("无法读取 {}", f.display()))?;
     let v: Value =
         serde_json::from_slice(&text).with_context(|| format!("{} 不是合法的JSON", f.display()))?;
-    yigong_web::service_api::import_bundle(store, actor, &v)
+    yigong_web::service_api::import_bundle(store, actor, v)
         .map_err(|i| anyhow::anyhow!("{}:{}", f.display(), i.zh))
 }
 

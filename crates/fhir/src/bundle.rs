@@ -133,7 +133,7 @@ fn rewrite_refs(v: &mut Value, map: &HashMap<String, String>) {
 /// re-importing the same bundle updates rather than duplicates); otherwise
 /// `new_id` supplies one.
 pub fn parse_transaction(
-    bundle: &Value,
+    mut bundle: Value,
     strict_transaction: bool,
     mut new_id: impl FnMut() -> String,
 ) -> Result<Vec<TxEntry>, Issue> {
@@ -157,18 +157,21 @@ pub fn parse_transaction(
             format!("不支持的 Bundle 类型 {btype}:仅支持 transaction(全部成功或全部失败)"),
         ));
     }
-    let empty = vec![];
-    let raw = bundle
-        .get("entry")
-        .and_then(Value::as_array)
-        .unwrap_or(&empty);
+    let raw = match bundle.get_mut("entry").map(Value::take) {
+        Some(Value::Array(a)) => a,
+        _ => vec![],
+    };
     let mut entries = Vec::with_capacity(raw.len());
     let mut map = HashMap::new();
-    for (i, e) in raw.iter().enumerate() {
+    for (i, mut e) in raw.into_iter().enumerate() {
         let at = format!("Bundle.entry[{i}]");
-        let resource = e.get("resource").cloned().ok_or_else(|| {
-            Issue::invalid("bundle-entry", format!("第 {} 条缺少 resource", i + 1)).at(&at)
-        })?;
+        let resource = e
+            .get_mut("resource")
+            .map(Value::take)
+            .filter(|r| !r.is_null())
+            .ok_or_else(|| {
+                Issue::invalid("bundle-entry", format!("第 {} 条缺少 resource", i + 1)).at(&at)
+            })?;
         let rtype = resource
             .get("resourceType")
             .and_then(Value::as_str)
@@ -274,7 +277,7 @@ mod tests {
             ]
         });
         let mut n = 0;
-        let e = parse_transaction(&b, true, || {
+        let e = parse_transaction(b.clone(), true, || {
             n += 1;
             format!("new{n}")
         })
@@ -288,7 +291,9 @@ mod tests {
     fn non_transactions_are_refused() {
         let b = json!({ "resourceType": "Bundle", "type": "searchset" });
         assert_eq!(
-            parse_transaction(&b, true, String::new).unwrap_err().code,
+            parse_transaction(b.clone(), true, String::new)
+                .unwrap_err()
+                .code,
             "bundle-type"
         );
     }

@@ -141,8 +141,31 @@ fn codings(v: &Value) -> impl Iterator<Item = &Value> {
 fn push_token(index: &mut Vec<(String, String)>, param: &str, system: Option<&str>, value: &str) {
     index.push((param.to_string(), value.to_string()));
     if let Some(s) = system {
-        index.push((param.to_string(), format!("{s}|{value}")));
+        index.push((param.to_string(), token_key(s, value)));
     }
+}
+
+/// Systems common enough to index under a short alias: index keys stay short,
+/// which keeps B-tree comparisons cheap. Must never change once data exists.
+const SYSTEM_ALIASES: [(&str, &str); 9] = [
+    (CS_ICD10, "~icd10"),
+    (SID_RESIDENT_ID, "~rid"),
+    (SID_INSURANCE, "~ins"),
+    (SID_HOUSEHOLD, "~hh"),
+    (SID_ORG_CODE, "~uscc"),
+    (SID_LICENCE, "~lic"),
+    (CS_ORG_KIND, "~kind"),
+    (CS_ORG_TIER, "~tier"),
+    (CS_PRACTITIONER_ROLE, "~role"),
+];
+
+/// The index key of a `system|code` token.
+pub fn token_key(system: &str, value: &str) -> String {
+    let s = SYSTEM_ALIASES
+        .iter()
+        .find(|(url, _)| *url == system)
+        .map_or(system, |(_, alias)| alias);
+    format!("{s}|{value}")
 }
 
 fn index_names(index: &mut Vec<(String, String)>, v: &Value) {

@@ -290,6 +290,8 @@ pub fn parse(rtype: &str, pairs: &[(String, String)]) -> Result<SearchSpec, Issu
                             let v = v.strip_prefix('|').unwrap_or(v);
                             let v = if name == "telecom" {
                                 normalize_text(v)
+                            } else if let Some((system, code)) = v.rsplit_once('|') {
+                                crate::extract::token_key(system, code)
                             } else {
                                 v.to_string()
                             };

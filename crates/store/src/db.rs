@@ -270,28 +270,33 @@ pub enum Db {
     },
 }
 
-fn sqlite_init(c: &mut rusqlite::Connection) -> rusqlite::Result<()> {
+/// Reader connections: enough for every blocking thread that serves a request
+/// at 32 concurrent clients, so none waits for a connection.
+const READERS: u32 = 32;
+
+fn sqlite_init(c: &mut rusqlite::Connection, cache_kib: u32) -> rusqlite::Result<()> {
     // WAL lets readers run beside the writer; NORMAL sync keeps every committed
     // transaction across a process kill (only an OS crash may lose the last ones).
-    c.execute_batch(
+    // No mmap: the OS page cache serves reads either way, and mapped pages would
+    // count against every connection's resident memory.
+    c.execute_batch(&format!(
         "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON;
-         PRAGMA busy_timeout=10000; PRAGMA cache_size=-65536; PRAGMA temp_store=MEMORY;
-         PRAGMA mmap_size=1073741824;",
-    )
+         PRAGMA busy_timeout=10000; PRAGMA cache_size=-{cache_kib}; PRAGMA temp_store=MEMORY;"
+    ))
 }
 
 impl Db {
     pub fn open_sqlite(path: &Path) -> Result<Db, StoreError> {
         let mut writer = rusqlite::Connection::open(path)?;
-        sqlite_init(&mut writer)?;
+        sqlite_init(&mut writer, 65_536)?;
         writer.set_prepared_statement_cache_capacity(256);
         let manager = SqliteConnectionManager::file(path).with_init(|c| {
-            sqlite_init(c)?;
+            sqlite_init(c, 8_192)?;
             c.set_prepared_statement_cache_capacity(256);
             Ok(())
         });
         let readers = r2d2::Pool::builder()
-            .max_size(16)
+            .max_size(READERS)
             .min_idle(Some(2))
             .build(manager)?;
         Ok(Db::Sqlite {

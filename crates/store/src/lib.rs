@@ -232,9 +232,9 @@ impl Store {
         if let Db::Sqlite { writer, .. } = &self.db {
             let c = writer.lock().unwrap_or_else(|p| p.into_inner());
             let pragmas = if on {
-                "PRAGMA synchronous=OFF; PRAGMA cache_size=-1048576; PRAGMA wal_autocheckpoint=65536; PRAGMA mmap_size=0;"
+                "PRAGMA synchronous=OFF; PRAGMA cache_size=-1048576; PRAGMA wal_autocheckpoint=65536;"
             } else {
-                "PRAGMA synchronous=NORMAL; PRAGMA cache_size=-65536; PRAGMA wal_autocheckpoint=1000; PRAGMA mmap_size=1073741824; PRAGMA wal_checkpoint(TRUNCATE);"
+                "PRAGMA synchronous=NORMAL; PRAGMA cache_size=-65536; PRAGMA wal_autocheckpoint=1000; PRAGMA wal_checkpoint(TRUNCATE);"
             };
             c.execute_batch(pragmas)?;
         }

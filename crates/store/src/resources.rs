@@ -208,18 +208,19 @@ impl Store {
         reason: Option<&str>,
     ) -> Result<Vec<WriteResult>, StoreError> {
         let now = now_string();
-        let res = self.db().write(|tx| {
+        self.db().write(|tx| {
+            let mut cache = TxCache::default();
             let mut out = Vec::with_capacity(docs.len());
             for (doc, pre) in docs {
-                out.push(write_doc(tx, actor, &now, doc, pre, reason, true)?);
+                let r = write_doc(tx, &mut cache, actor, &now, doc, pre, reason, true)?;
+                cache
+                    .exists
+                    .insert((r.stored.rtype.clone(), r.stored.id.clone()));
+                out.push(r);
             }
+            cache.flush(tx)?;
             Ok(out)
-        });
-        if res.is_ok() {
-            // An org change can change scope answers; tokens carry no org data, so
-            // only the credential cache of deactivated users would matter (none here).
-        }
-        res
+        })
     }
 
     /// Bulk load (generator, large imports): batches of docs, each batch one
@@ -234,11 +235,15 @@ impl Store {
         self.db().write(|tx| {
             let n = docs.len();
             let mut changed = 0;
+            let mut cache = TxCache::default();
             for doc in docs {
-                if write_doc(tx, actor, &now, doc, Precondition::Upsert, None, false)?.changed {
+                let r = write_doc(tx, &mut cache, actor, &now, doc, Precondition::Upsert, None, false)?;
+                cache.exists.insert((r.stored.rtype, r.stored.id));
+                if r.changed {
                     changed += 1;
                 }
             }
+            cache.flush(tx)?;
             tx.exec(
                 "INSERT INTO audit (at, actor, institution, action, rtype, rid, version, reason) VALUES (?, ?, ?, 'bulk-load', NULL, NULL, NULL, ?)",
                 &[now.as_str().into(), actor.user.as_str().into(), actor.institution.clone().into(), format!("{action_reason}:{n} 条,变更 {changed} 条").into()],
@@ -489,6 +494,83 @@ fn build_where(q: &Query, scope: &Scope) -> (String, Vec<Val>) {
     (sql, params)
 }
 
+type ScopePair = (Option<String>, Option<String>);
+
+/// What one transaction has already looked up or written, so a bundle that
+/// names the same organisation or patient a thousand times asks once, and the
+/// monthly counters are written once per (month, institution).
+#[derive(Default)]
+struct TxCache {
+    exists: std::collections::HashSet<(String, String)>,
+    org_scope: std::collections::HashMap<String, ScopePair>,
+    patient_scope: std::collections::HashMap<String, ScopePair>,
+    months: std::collections::BTreeMap<(String, String), i64>,
+}
+
+impl TxCache {
+    fn require(&mut self, tx: &mut dyn Sql, t: &str, id: &str) -> Result<(), StoreError> {
+        let key = (t.to_string(), id.to_string());
+        if self.exists.contains(&key) {
+            return Ok(());
+        }
+        if tx
+            .query_one(
+                "SELECT 1 FROM resource WHERE rtype = ? AND id = ? AND deleted = 0",
+                &[t.into(), id.into()],
+            )?
+            .is_none()
+        {
+            return Err(StoreError::MissingReference(format!("{t}/{id}")));
+        }
+        self.exists.insert(key);
+        Ok(())
+    }
+
+    fn org(&mut self, tx: &mut dyn Sql, org: &str) -> Result<ScopePair, StoreError> {
+        if let Some(s) = self.org_scope.get(org) {
+            return Ok(s.clone());
+        }
+        let s = org_scope(tx, org)?;
+        self.org_scope.insert(org.to_string(), s.clone());
+        Ok(s)
+    }
+
+    fn patient(&mut self, tx: &mut dyn Sql, patient: &str) -> Result<ScopePair, StoreError> {
+        if let Some(s) = self.patient_scope.get(patient) {
+            return Ok(s.clone());
+        }
+        let s = match tx.query_one(
+            "SELECT pinst, pcomm FROM resource WHERE rtype = 'Patient' AND id = ?",
+            &[patient.into()],
+        )? {
+            Some(r) => {
+                let mut it = r.into_iter();
+                (
+                    it.next().and_then(Val::into_string),
+                    it.next().and_then(Val::into_string),
+                )
+            }
+            None => (None, None),
+        };
+        self.patient_scope.insert(patient.to_string(), s.clone());
+        Ok(s)
+    }
+
+    fn bump(&mut self, month: String, inst: String, by: i64) {
+        *self.months.entry((month, inst)).or_default() += by;
+    }
+
+    /// Writes the accumulated monthly counters (end of the transaction).
+    fn flush(self, tx: &mut dyn Sql) -> Result<(), StoreError> {
+        for ((month, inst), by) in self.months {
+            if by != 0 {
+                bump_month(tx, &month, &inst, by)?;
+            }
+        }
+        Ok(())
+    }
+}
+
 /// (institution, community) of an organisation node.
 fn org_scope(tx: &mut dyn Sql, org: &str) -> Result<(Option<String>, Option<String>), StoreError> {
     Ok(
@@ -523,6 +605,7 @@ fn content_of(body: &Value) -> Value {
 
 fn write_doc(
     tx: &mut dyn Sql,
+    cache: &mut TxCache,
     actor: &Actor,
     now: &str,
     mut doc: Doc,
@@ -531,26 +614,18 @@ fn write_doc(
     audit_each: bool,
 ) -> Result<WriteResult, StoreError> {
     for (t, id) in &doc.refs {
-        if tx
-            .query_one(
-                "SELECT 1 FROM resource WHERE rtype = ? AND id = ? AND deleted = 0",
-                &[t.as_str().into(), id.as_str().into()],
-            )?
-            .is_none()
-        {
-            return Err(StoreError::MissingReference(format!("{t}/{id}")));
-        }
+        cache.require(tx, t, id)?;
     }
 
     // Scope of the record: its organisation, and its patient's.
     let (mut inst, mut comm) = match &doc.org {
-        Some(o) => org_scope(tx, o)?,
+        Some(o) => cache.org(tx, o)?,
         None => (None, None),
     };
     if let Some(node) = &doc.org_node {
         // A new organisation node derives its own scope from its parent.
         let (pinst, pcomm) = match &node.parent {
-            Some(p) => org_scope(tx, p)?,
+            Some(p) => cache.org(tx, p)?,
             None => (None, None),
         };
         inst = if node.is_institution {
@@ -563,23 +638,17 @@ fn write_doc(
         } else {
             pcomm
         };
+        cache
+            .org_scope
+            .insert(doc.id.clone(), (inst.clone(), comm.clone()));
     }
     let (pinst, pcomm) = if doc.rtype == "Patient" {
+        cache
+            .patient_scope
+            .insert(doc.id.clone(), (inst.clone(), comm.clone()));
         (inst.clone(), comm.clone())
     } else if let Some(p) = &doc.patient {
-        match tx.query_one(
-            "SELECT pinst, pcomm FROM resource WHERE rtype = 'Patient' AND id = ?",
-            &[p.as_str().into()],
-        )? {
-            Some(r) => {
-                let mut it = r.into_iter();
-                (
-                    it.next().and_then(Val::into_string),
-                    it.next().and_then(Val::into_string),
-                )
-            }
-            None => (None, None),
-        }
+        cache.patient(tx, p)?
     } else {
         (None, None)
     };
@@ -721,7 +790,7 @@ fn write_doc(
         }
         if doc.rtype == "Encounter" {
             if let (Some(d), Some(i)) = (old_date.as_deref().and_then(local_month), old_inst) {
-                bump_month(tx, &d, i, -1)?;
+                cache.bump(d, i.clone(), -1);
             }
         }
     } else {
@@ -746,7 +815,7 @@ fn write_doc(
     }
     if doc.rtype == "Encounter" {
         if let (Some(d), Some(i)) = (doc.date.as_deref().and_then(local_month), &inst) {
-            bump_month(tx, &d, i, 1)?;
+            cache.bump(d, i.clone(), 1);
         }
     }
     if let Some(node) = &doc.org_node {

@@ -277,7 +277,7 @@ async fn transaction(
     let base = base_url(&headers);
     let (resp, _) = blocking(move || {
         st.svc
-            .transaction(&p.actor(), Some(p.role()), &v, &base, true)
+            .transaction(&p.actor(), Some(p.role()), v, &base, true)
     })
     .await?;
     Ok(fhir_response(StatusCode::OK, resp.to_string()))

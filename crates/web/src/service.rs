@@ -337,7 +337,7 @@ impl Service {
         &self,
         actor: &Actor,
         role: Option<Role>,
-        bundle: &Value,
+        bundle: Value,
         base: &str,
         strict: bool,
     ) -> Result<(Value, usize), Issue> {
@@ -353,7 +353,7 @@ pub fn run_transaction(
     store: &Store,
     actor: &Actor,
     role: Option<Role>,
-    bundle: &Value,
+    bundle: Value,
     base: &str,
     strict: bool,
 ) -> Result<(Value, usize), Issue> {
@@ -364,7 +364,7 @@ pub fn run_transaction(
         .collect();
     let mut docs = Vec::with_capacity(entries.len());
     let mut skipped = vec![false; entries.len()];
-    for (i, e) in entries.iter().enumerate() {
+    for (i, e) in entries.into_iter().enumerate() {
         if let Some(role) = role {
             check_write_role(role, &e.rtype)?;
         }
@@ -374,14 +374,12 @@ pub fn run_transaction(
                 continue;
             }
         }
-        let doc =
-            prepare(&e.rtype, &e.id, e.resource.clone(), Some(&in_bundle)).map_err(|iss| {
-                Issue {
-                    zh: format!("第 {} 条({}):{}", i + 1, e.rtype, iss.zh),
-                    ..iss
-                }
-            })?;
-        docs.push((doc, precondition_of(e)));
+        let pre = precondition_of(&e);
+        let doc = prepare(&e.rtype, &e.id, e.resource, Some(&in_bundle)).map_err(|iss| Issue {
+            zh: format!("第 {} 条({}):{}", i + 1, e.rtype, iss.zh),
+            ..iss
+        })?;
+        docs.push((doc, pre));
     }
     // Entries that reference each other are written in order; refs to other
     // entries of the same bundle are exempt from the existence check.
@@ -438,6 +436,6 @@ pub fn store_issue(e: StoreError) -> Issue {
 }
 
 /// Imports one Bundle (transaction, batch or collection) as a single transaction.
-pub fn import_bundle(store: &Store, actor: &Actor, bundle: &Value) -> Result<usize, Issue> {
+pub fn import_bundle(store: &Store, actor: &Actor, bundle: Value) -> Result<usize, Issue> {
     run_transaction(store, actor, None, bundle, "", false).map(|(_, n)| n)
 }

@@ -163,17 +163,33 @@ fn search_parameters_paging_and_summary() {
     );
     assert_eq!(ids("/fhir/Patient?gender=female"), vec!["王晓红"]);
     assert_eq!(ids("/fhir/Patient?phone=13800000003"), vec!["李四"]);
+    let mut p = patient("t1");
+    p["name"] = json!([{ "text": "赵六" }]);
+    created_id(&s.post(&doc, "/fhir/Patient", &p.to_string()));
     assert_eq!(
-        ids("/fhir/Patient?organization=Organization/t1&_sort=birthdate&_count=1&_offset=1"),
+        ids(
+            "/fhir/Patient?identifier=https://yigong.org.cn/fhir/sid/resident-id%7C11010519491231002X"
+        ),
+        vec!["赵六"]
+    );
+    assert_eq!(
+        ids("/fhir/Patient?identifier=11010519491231002X"),
+        vec!["赵六"]
+    );
+    assert!(
+        ids("/fhir/Patient?identifier=http://other.example/sid%7C11010519491231002X").is_empty()
+    );
+    assert_eq!(
+        ids("/fhir/Patient?organization=Organization/t1&_sort=birthdate&_count=1&_offset=2"),
         vec!["王小明"]
     );
     let v = s.get(&doc, "/fhir/Patient?_summary=count").json();
-    assert_eq!(v["total"], 3);
+    assert_eq!(v["total"], 4);
     assert!(v.get("entry").is_none());
     let v = s
-        .get(&doc, "/fhir/Patient?_count=2&_total=accurate&_sort=_id")
+        .get(&doc, "/fhir/Patient?_count=3&_total=accurate&_sort=_id")
         .json();
-    assert_eq!(v["total"], 3);
+    assert_eq!(v["total"], 4);
     let next = v["link"]
         .as_array()
         .unwrap()
@@ -183,7 +199,7 @@ fn search_parameters_paging_and_summary() {
         .as_str()
         .unwrap()
         .to_string();
-    assert!(next.contains("_offset=2"));
+    assert!(next.contains("_offset=3"));
     let path = next.split_once(&s.addr.to_string()).unwrap().1;
     assert_eq!(
         s.get(&doc, path).json()["entry"].as_array().unwrap().len(),
