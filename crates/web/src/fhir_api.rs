@@ -3,7 +3,7 @@
 use crate::auth::Principal;
 use crate::error::{ApiError, FHIR_JSON};
 use crate::service::WriteOutcome;
-use crate::{AppState, blocking};
+use crate::{AppState, blocking, point_read};
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, Path, RawQuery, State};
@@ -120,7 +120,7 @@ async fn read(
 ) -> Result<Response, ApiError> {
     check_type(&rtype)?;
     check_id(&id)?;
-    let s = blocking(move || st.svc.read(&p, &rtype, &id)).await?;
+    let s = point_read(&st.svc, move |svc| svc.read(&p, &rtype, &id)).await?;
     Ok(resource_response(StatusCode::OK, &s, false))
 }
 

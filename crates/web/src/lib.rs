@@ -95,9 +95,32 @@ async fn shutdown_signal() {
     tokio::select! { _ = ctrl_c => {}, _ = term => {} }
 }
 
+/// At most this many database tasks run at once on the blocking pool. With two
+/// cores, dozens of runnable threads only add scheduling delay to every request;
+/// the rest wait in a fair (FIFO) queue, which keeps tail latency close to the median.
+const DB_CONCURRENCY: usize = 4;
+
+static DB_PERMITS: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(DB_CONCURRENCY);
+
 /// Runs a blocking closure on tokio's blocking pool.
 pub(crate) async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
+    let _permit = DB_PERMITS.acquire().await.expect("semaphore never closed");
     tokio::task::spawn_blocking(f)
         .await
         .expect("blocking task panicked")
+}
+
+/// Runs a point read. On the embedded SQLite database a primary-key lookup takes
+/// microseconds, less than handing the work to another thread and back, so it
+/// runs in place; on PostgreSQL (a network round trip) it goes to the blocking pool.
+pub(crate) async fn point_read<T: Send + 'static>(
+    svc: &Arc<Service>,
+    f: impl FnOnce(&Service) -> T + Send + 'static,
+) -> T {
+    if svc.store.dialect() == yigong_store::Dialect::Sqlite {
+        f(svc)
+    } else {
+        let svc = svc.clone();
+        blocking(move || f(&svc)).await
+    }
 }
