@@ -67,7 +67,8 @@ impl Charges {
         if parts.iter().any(|f| f.0 < 0) {
             return Err(DomainError::invalid("charge-negative", "费用不能为负数"));
         }
-        if parts.iter().any(|f| f.0 > 1_000_000_000_00) {
+        // ¥1,000,000,000 per line item is beyond any real charge.
+        if parts.iter().any(|f| f.0 > 100_000_000_000) {
             return Err(DomainError::invalid("charge-range", "单项费用超出合理范围"));
         }
         if self.insurance_paid > self.total() {
@@ -110,14 +111,13 @@ impl Encounter {
                 "就诊时间晚于当前时间",
             ));
         }
-        if let Some(end) = self.end {
-            if end < self.start {
+        if let Some(end) = self.end
+            && end < self.start {
                 return Err(DomainError::invalid(
                     "encounter-period",
                     "出院(结束)时间早于入院(开始)时间",
                 ));
             }
-        }
         if self.diagnoses.len() > 30 {
             return Err(DomainError::invalid("too-long", "诊断数量过多(最多30个)"));
         }

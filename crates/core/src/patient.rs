@@ -138,11 +138,10 @@ impl Patient {
         if let Some(p) = &self.phone {
             validate_phone(p)?;
         }
-        if let Some(a) = &self.address {
-            if a.chars().count() > 200 {
+        if let Some(a) = &self.address
+            && a.chars().count() > 200 {
                 return Err(DomainError::invalid("too-long", "地址过长(最多200字)"));
             }
-        }
         Ok(())
     }
 

@@ -50,9 +50,9 @@ pub fn is_resource_type(s: &str) -> bool {
 /// Splits `Type/id` (optionally absolute or with `/_history/n`) into its parts.
 pub fn parse_reference(r: &str) -> Option<(&str, &str)> {
     let r = r.split("/_history/").next()?;
-    let mut parts = r.rsplitn(2, '/');
-    let id = parts.next()?;
-    let head = parts.next()?;
+    let (head, id) = r.rsplit_once('/')?;
+    
+    
     let rtype = head.rsplit('/').next()?;
     (is_resource_type(rtype) && is_valid_id(id)).then_some((rtype, id))
 }
@@ -285,15 +285,14 @@ pub fn check_and_extract(rtype: &str, v: &Value, now: DateTime<Utc>) -> Result<E
         )
         .at("resourceType"));
     }
-    if let Some(id) = obj.get("id") {
-        if !id.as_str().is_some_and(is_valid_id) {
+    if let Some(id) = obj.get("id")
+        && !id.as_str().is_some_and(is_valid_id) {
             return Err(Issue::invalid(
                 "invalid-id",
                 "资源 id 只能包含字母、数字、'-'、'.',长度1-64",
             )
             .at("id"));
         }
-    }
 
     let mut too_long: Option<String> = None;
     let mut refs = vec![];
@@ -303,13 +302,11 @@ pub fn check_and_extract(rtype: &str, v: &Value, now: DateTime<Utc>) -> Result<E
         if !exempt && s.chars().count() > MAX_STRING_CHARS && too_long.is_none() {
             too_long = Some(path.join("."));
         }
-        if last == "reference" {
-            if let Some((t, id)) = parse_reference(s) {
-                if !s.starts_with("http") {
+        if last == "reference"
+            && let Some((t, id)) = parse_reference(s)
+                && !s.starts_with("http") {
                     refs.push((t.to_string(), id.to_string()));
                 }
-            }
-        }
     });
     if let Some(p) = too_long {
         return Err(Issue::new(
@@ -383,11 +380,10 @@ pub fn check_and_extract(rtype: &str, v: &Value, now: DateTime<Utc>) -> Result<E
         }
         _ => {}
     }
-    if rtype != "Patient" && rtype != "Organization" {
-        if let Some(e) = ref_id(v, "encounter", "Encounter") {
+    if rtype != "Patient" && rtype != "Organization"
+        && let Some(e) = ref_id(v, "encounter", "Encounter") {
             index.push(("encounter".into(), e.to_string()));
         }
-    }
     ex.index = index;
     Ok(ex)
 }
@@ -482,8 +478,8 @@ fn check_patient(
             )
             .at(at));
         }
-        if let Some(b) = birth {
-            if rid.birth_date() != Some(b) {
+        if let Some(b) = birth
+            && rid.birth_date() != Some(b) {
                 return Err(Issue::new(
                     422,
                     "value",
@@ -495,9 +491,8 @@ fn check_patient(
                 )
                 .at(at));
             }
-        }
-        if let Some(sex) = gender.and_then(Sex::from_fhir) {
-            if rid.sex() != sex {
+        if let Some(sex) = gender.and_then(Sex::from_fhir)
+            && rid.sex() != sex {
                 return Err(Issue::new(
                     422,
                     "value",
@@ -510,7 +505,6 @@ fn check_patient(
                 )
                 .at(at));
             }
-        }
     }
     for t in v
         .get("telecom")
@@ -618,11 +612,10 @@ fn check_encounter(
     now: DateTime<Utc>,
     index: &mut Vec<(String, String)>,
 ) -> Result<(), Issue> {
-    if let Some(c) = v.get("class") {
-        if let Some(code) = c.get("code").and_then(Value::as_str) {
+    if let Some(c) = v.get("class")
+        && let Some(code) = c.get("code").and_then(Value::as_str) {
             index.push(("class".into(), code.to_string()));
         }
-    }
     let start = str_at(v, &["period", "start"]);
     let end = str_at(v, &["period", "end"]);
     let parse = |s: &str, what: &str| {
@@ -638,16 +631,15 @@ fn check_encounter(
     };
     let start_t = start.map(|s| parse(s, "开始时间")).transpose()?;
     let end_t = end.map(|s| parse(s, "结束时间")).transpose()?;
-    if let Some(s) = start_t {
-        if s > now + chrono::Duration::minutes(5) {
+    if let Some(s) = start_t
+        && s > now + chrono::Duration::minutes(5) {
             return Err(
                 Issue::new(422, "value", "encounter-future", "就诊时间晚于当前时间")
                     .at("Encounter.period.start"),
             );
         }
-    }
-    if let (Some(s), Some(e)) = (start_t, end_t) {
-        if e < s {
+    if let (Some(s), Some(e)) = (start_t, end_t)
+        && e < s {
             return Err(Issue::new(
                 422,
                 "value",
@@ -656,7 +648,6 @@ fn check_encounter(
             )
             .at("Encounter.period"));
         }
-    }
     for (i, rc) in v
         .get("reasonCode")
         .and_then(Value::as_array)

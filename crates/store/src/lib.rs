@@ -54,10 +54,10 @@ pub enum StoreError {
 
 impl From<r2d2_sqlite::rusqlite::Error> for StoreError {
     fn from(e: r2d2_sqlite::rusqlite::Error) -> Self {
-        if let r2d2_sqlite::rusqlite::Error::SqliteFailure(f, _) = &e {
-            if f.code == r2d2_sqlite::rusqlite::ErrorCode::ConstraintViolation {
-                return StoreError::Conflict(format!("数据冲突: {e}"));
-            }
+        if let r2d2_sqlite::rusqlite::Error::SqliteFailure(f, _) = &e
+            && f.code == r2d2_sqlite::rusqlite::ErrorCode::ConstraintViolation
+        {
+            return StoreError::Conflict(format!("数据冲突: {e}"));
         }
         StoreError::Database(e.to_string())
     }

@@ -208,11 +208,17 @@ impl Store {
         reason: Option<&str>,
     ) -> Result<Vec<WriteResult>, StoreError> {
         let now = now_string();
+        let ctx = WriteCtx {
+            actor,
+            now: &now,
+            reason,
+            audit_each: true,
+        };
         self.db().write(|tx| {
             let mut cache = TxCache::default();
             let mut out = Vec::with_capacity(docs.len());
             for (doc, pre) in docs {
-                let r = write_doc(tx, &mut cache, actor, &now, doc, pre, reason, true)?;
+                let r = write_doc(tx, &mut cache, &ctx, doc, pre)?;
                 cache
                     .exists
                     .insert((r.stored.rtype.clone(), r.stored.id.clone()));
@@ -232,12 +238,18 @@ impl Store {
         action_reason: &str,
     ) -> Result<usize, StoreError> {
         let now = now_string();
+        let ctx = WriteCtx {
+            actor,
+            now: &now,
+            reason: None,
+            audit_each: false,
+        };
         self.db().write(|tx| {
             let n = docs.len();
             let mut changed = 0;
             let mut cache = TxCache::default();
             for doc in docs {
-                let r = write_doc(tx, &mut cache, actor, &now, doc, Precondition::Upsert, None, false)?;
+                let r = write_doc(tx, &mut cache, &ctx, doc, Precondition::Upsert)?;
                 cache.exists.insert((r.stored.rtype, r.stored.id));
                 if r.changed {
                     changed += 1;
@@ -603,16 +615,28 @@ fn content_of(body: &Value) -> Value {
     v
 }
 
+/// Who writes, when, why, and whether each resource gets its own audit row
+/// (bulk loads write one per batch instead).
+struct WriteCtx<'a> {
+    actor: &'a Actor,
+    now: &'a str,
+    reason: Option<&'a str>,
+    audit_each: bool,
+}
+
 fn write_doc(
     tx: &mut dyn Sql,
     cache: &mut TxCache,
-    actor: &Actor,
-    now: &str,
+    ctx: &WriteCtx<'_>,
     mut doc: Doc,
     pre: Precondition,
-    reason: Option<&str>,
-    audit_each: bool,
 ) -> Result<WriteResult, StoreError> {
+    let WriteCtx {
+        actor,
+        now,
+        reason,
+        audit_each,
+    } = *ctx;
     for (t, id) in &doc.refs {
         cache.require(tx, t, id)?;
     }
@@ -715,25 +739,22 @@ fn write_doc(
     if let Some(obj) = doc.body.as_object_mut() {
         obj.insert("id".into(), Value::String(doc.id.clone()));
     }
-    if let (Some((_, old_body, ..)), Precondition::Upsert) = (&existing, pre) {
-        if let Ok(old) = serde_json::from_str::<Value>(old_body) {
-            if content_of(&old) == content_of(&doc.body) {
-                let cur = tx
-                    .query_one(
-                        &format!(
-                            "SELECT {SELECT_COLS} FROM resource r WHERE r.rtype = ? AND r.id = ?"
-                        ),
-                        &[doc.rtype.as_str().into(), doc.id.as_str().into()],
-                    )?
-                    .map(stored_from_row)
-                    .ok_or_else(|| StoreError::NotFound(doc.id.clone()))?;
-                return Ok(WriteResult {
-                    stored: cur,
-                    created: false,
-                    changed: false,
-                });
-            }
-        }
+    if let (Some((_, old_body, ..)), Precondition::Upsert) = (&existing, pre)
+        && let Ok(old) = serde_json::from_str::<Value>(old_body)
+        && content_of(&old) == content_of(&doc.body)
+    {
+        let cur = tx
+            .query_one(
+                &format!("SELECT {SELECT_COLS} FROM resource r WHERE r.rtype = ? AND r.id = ?"),
+                &[doc.rtype.as_str().into(), doc.id.as_str().into()],
+            )?
+            .map(stored_from_row)
+            .ok_or_else(|| StoreError::NotFound(doc.id.clone()))?;
+        return Ok(WriteResult {
+            stored: cur,
+            created: false,
+            changed: false,
+        });
     }
 
     let version = existing.as_ref().map_or(1, |(v, ..)| v + 1);
@@ -788,10 +809,10 @@ fn write_doc(
                 &[rt.clone(), param.into(), value.into(), id.clone()],
             )?;
         }
-        if doc.rtype == "Encounter" {
-            if let (Some(d), Some(i)) = (old_date.as_deref().and_then(local_month), old_inst) {
-                cache.bump(d, i.clone(), -1);
-            }
+        if doc.rtype == "Encounter"
+            && let (Some(d), Some(i)) = (old_date.as_deref().and_then(local_month), old_inst)
+        {
+            cache.bump(d, i.clone(), -1);
         }
     } else {
         tx.exec(
@@ -813,10 +834,10 @@ fn write_doc(
             ],
         )?;
     }
-    if doc.rtype == "Encounter" {
-        if let (Some(d), Some(i)) = (doc.date.as_deref().and_then(local_month), &inst) {
-            cache.bump(d, i.clone(), 1);
-        }
+    if doc.rtype == "Encounter"
+        && let (Some(d), Some(i)) = (doc.date.as_deref().and_then(local_month), &inst)
+    {
+        cache.bump(d, i.clone(), 1);
     }
     if let Some(node) = &doc.org_node {
         tx.exec(

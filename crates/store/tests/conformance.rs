@@ -14,12 +14,11 @@ struct Backend {
 
 impl Drop for Backend {
     fn drop(&mut self) {
-        if let Some((url, schema)) = &self.cleanup {
-            if let Ok(mut c) =
+        if let Some((url, schema)) = &self.cleanup
+            && let Ok(mut c) =
                 r2d2_postgres::postgres::Client::connect(url, r2d2_postgres::postgres::NoTls)
-            {
-                let _ = c.batch_execute(&format!("DROP SCHEMA IF EXISTS {schema} CASCADE"));
-            }
+        {
+            let _ = c.batch_execute(&format!("DROP SCHEMA IF EXISTS {schema} CASCADE"));
         }
     }
 }

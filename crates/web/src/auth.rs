@@ -42,11 +42,9 @@ fn credential(parts: &Parts) -> Option<String> {
         .headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-    {
-        if let Some(t) = v.strip_prefix("Bearer ") {
+        && let Some(t) = v.strip_prefix("Bearer ") {
             return Some(t.trim().to_string());
         }
-    }
     cookie_value(parts, SESSION_COOKIE).map(str::to_string)
 }
 

@@ -50,21 +50,19 @@ fn resource_response(status: StatusCode, s: &Stored, location: bool) -> Response
     if let Ok(v) = HeaderValue::from_str(&format!("W/\"{}\"", s.version)) {
         h.insert(header::ETAG, v);
     }
-    if let Ok(t) = chrono::DateTime::parse_from_rfc3339(&s.updated) {
-        if let Ok(v) =
+    if let Ok(t) = chrono::DateTime::parse_from_rfc3339(&s.updated)
+        && let Ok(v) =
             HeaderValue::from_str(&t.to_utc().format("%a, %d %b %Y %H:%M:%S GMT").to_string())
         {
             h.insert(header::LAST_MODIFIED, v);
         }
-    }
-    if location {
-        if let Ok(v) = HeaderValue::from_str(&format!(
+    if location
+        && let Ok(v) = HeaderValue::from_str(&format!(
             "/fhir/{}/{}/_history/{}",
             s.rtype, s.id, s.version
         )) {
             h.insert(header::LOCATION, v);
         }
-    }
     r
 }
 

@@ -368,12 +368,11 @@ pub fn run_transaction(
         if let Some(role) = role {
             check_write_role(role, &e.rtype)?;
         }
-        if let Some(cond) = &e.if_none_exist {
-            if matches_exist(store, actor, &e.rtype, cond)? {
+        if let Some(cond) = &e.if_none_exist
+            && matches_exist(store, actor, &e.rtype, cond)? {
                 skipped[i] = true;
                 continue;
             }
-        }
         let pre = precondition_of(&e);
         let doc = prepare(&e.rtype, &e.id, e.resource, Some(&in_bundle)).map_err(|iss| Issue {
             zh: format!("第 {} 条({}):{}", i + 1, e.rtype, iss.zh),
