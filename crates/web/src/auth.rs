@@ -42,9 +42,10 @@ fn credential(parts: &Parts) -> Option<String> {
         .headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        && let Some(t) = v.strip_prefix("Bearer ") {
-            return Some(t.trim().to_string());
-        }
+        && let Some(t) = v.strip_prefix("Bearer ")
+    {
+        return Some(t.trim().to_string());
+    }
     cookie_value(parts, SESSION_COOKIE).map(str::to_string)
 }
 

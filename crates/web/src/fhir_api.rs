@@ -53,16 +53,17 @@ fn resource_response(status: StatusCode, s: &Stored, location: bool) -> Response
     if let Ok(t) = chrono::DateTime::parse_from_rfc3339(&s.updated)
         && let Ok(v) =
             HeaderValue::from_str(&t.to_utc().format("%a, %d %b %Y %H:%M:%S GMT").to_string())
-        {
-            h.insert(header::LAST_MODIFIED, v);
-        }
+    {
+        h.insert(header::LAST_MODIFIED, v);
+    }
     if location
         && let Ok(v) = HeaderValue::from_str(&format!(
             "/fhir/{}/{}/_history/{}",
             s.rtype, s.id, s.version
-        )) {
-            h.insert(header::LOCATION, v);
-        }
+        ))
+    {
+        h.insert(header::LOCATION, v);
+    }
     r
 }
 

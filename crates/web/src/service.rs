@@ -369,10 +369,11 @@ pub fn run_transaction(
             check_write_role(role, &e.rtype)?;
         }
         if let Some(cond) = &e.if_none_exist
-            && matches_exist(store, actor, &e.rtype, cond)? {
-                skipped[i] = true;
-                continue;
-            }
+            && matches_exist(store, actor, &e.rtype, cond)?
+        {
+            skipped[i] = true;
+            continue;
+        }
         let pre = precondition_of(&e);
         let doc = prepare(&e.rtype, &e.id, e.resource, Some(&in_bundle)).map_err(|iss| Issue {
             zh: format!("第 {} 条({}):{}", i + 1, e.rtype, iss.zh),

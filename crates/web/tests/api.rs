@@ -517,3 +517,85 @@ fn synthea_bundles_import_completely_and_read_back() {
         .json();
     assert!(v["total"].as_i64().unwrap() > 0);
 }
+
+/// The same API over PostgreSQL (when `YIGONG_TEST_DATABASE_URL` is set): create,
+/// read, search, a transaction bundle, If-Match and scope.
+#[test]
+fn postgres_backend_serves_the_same_api() {
+    let Ok(url) = std::env::var("YIGONG_TEST_DATABASE_URL") else {
+        eprintln!("SKIPPED: YIGONG_TEST_DATABASE_URL not set");
+        return;
+    };
+    let schema = format!("api_{}", uuid::Uuid::new_v4().simple());
+    let mut admin_conn =
+        postgres::Client::connect(&url, postgres::NoTls).expect("PostgreSQL reachable");
+    admin_conn
+        .batch_execute(&format!("CREATE SCHEMA {schema}"))
+        .unwrap();
+    let sep = if url.contains('?') { '&' } else { '?' };
+    let store = yigong_store::Store::open_postgres(&format!(
+        "{url}{sep}options=-c%20search_path%3D{schema}"
+    ))
+    .unwrap();
+    let s = TestServer::start_with(std::sync::Arc::new(store), tempfile::tempdir().unwrap());
+    seed_county(&s);
+    let (doc1, doc2) = (s.token("doc1"), s.token("doc2"));
+    let p = created_id(&s.post(&doc1, "/fhir/Patient", &patient("t1").to_string()));
+    created_id(&s.post(&doc1, "/fhir/Encounter", &encounter(&p, "t1").to_string()));
+    assert_eq!(
+        s.get(&doc1, "/fhir/Patient?name=%E7%8E%8B&_summary=count")
+            .json()["total"],
+        1
+    );
+    assert_eq!(
+        s.get(
+            &doc1,
+            &format!("/fhir/Encounter?patient={p}&date=ge2026-03-01")
+        )
+        .json()["entry"]
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+    assert_outcome(
+        &s.get(&doc2, &format!("/fhir/Patient/{p}")),
+        403,
+        "out-of-scope",
+    );
+    let mut v = s.get(&doc1, &format!("/fhir/Patient/{p}")).json();
+    v["telecom"][0]["value"] = json!("13900000000");
+    assert_eq!(
+        s.put(
+            &doc1,
+            &format!("/fhir/Patient/{p}"),
+            &v.to_string(),
+            Some("W/\"1\"")
+        )
+        .status,
+        200
+    );
+    assert_outcome(
+        &s.put(
+            &doc1,
+            &format!("/fhir/Patient/{p}"),
+            &v.to_string(),
+            Some("W/\"1\""),
+        ),
+        412,
+        "version-conflict",
+    );
+    let before = s.snapshot();
+    let bad = json!({ "resourceType": "Bundle", "type": "transaction", "entry": [
+        { "resource": patient("t1"), "request": { "method": "POST", "url": "Patient" } },
+        { "resource": patient("missing-org"), "request": { "method": "POST", "url": "Patient" } }
+    ]});
+    assert_outcome(
+        &s.post(&doc1, "/fhir", &bad.to_string()),
+        422,
+        "reference-not-found",
+    );
+    assert_eq!(s.snapshot(), before);
+    drop(s);
+    let _ = admin_conn.batch_execute(&format!("DROP SCHEMA {schema} CASCADE"));
+}
