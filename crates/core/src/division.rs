@@ -57,10 +57,17 @@ impl DivisionCode {
     pub fn county(&self) -> &str {
         &self.0[..6]
     }
-    /// True when `self` lies inside `other` (same prefix).
+    /// True when `self` lies inside `other`: the significant part of `other`
+    /// (2 digits for a province, 4 for a prefecture, 6 for a county, 9 for a
+    /// township, 12 for a village) is a prefix of `self`.
     pub fn within(&self, other: &DivisionCode) -> bool {
-        let trimmed = other.0.trim_end_matches("00");
-        self.0.starts_with(trimmed)
+        let o = other.as_str();
+        let significant = match o.len() {
+            6 if o.ends_with("0000") => 2,
+            6 if o.ends_with("00") => 4,
+            n => n,
+        };
+        self.0.len() >= significant && self.0.starts_with(&o[..significant])
     }
 }
 
@@ -79,6 +86,20 @@ mod tests {
         let luxian = DivisionCode::parse("510521").unwrap();
         assert_eq!(luxian.province(), "51");
         assert!(DivisionCode::parse("510521100").unwrap().within(&luxian));
+        assert!(
+            DivisionCode::parse("510521101203")
+                .unwrap()
+                .within(&DivisionCode::parse("510521101").unwrap())
+        );
+        // 嘉明镇 (101) is not inside 福集镇 (100).
+        assert!(
+            !DivisionCode::parse("510521101203")
+                .unwrap()
+                .within(&DivisionCode::parse("510521100").unwrap())
+        );
+        assert!(luxian.within(&DivisionCode::parse("510000").unwrap()));
+        assert!(luxian.within(&DivisionCode::parse("510500").unwrap()));
+        assert!(!luxian.within(&DivisionCode::parse("510600").unwrap()));
     }
 
     #[test]

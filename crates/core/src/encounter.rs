@@ -112,12 +112,13 @@ impl Encounter {
             ));
         }
         if let Some(end) = self.end
-            && end < self.start {
-                return Err(DomainError::invalid(
-                    "encounter-period",
-                    "出院(结束)时间早于入院(开始)时间",
-                ));
-            }
+            && end < self.start
+        {
+            return Err(DomainError::invalid(
+                "encounter-period",
+                "出院(结束)时间早于入院(开始)时间",
+            ));
+        }
         if self.diagnoses.len() > 30 {
             return Err(DomainError::invalid("too-long", "诊断数量过多(最多30个)"));
         }

@@ -139,9 +139,10 @@ impl Patient {
             validate_phone(p)?;
         }
         if let Some(a) = &self.address
-            && a.chars().count() > 200 {
-                return Err(DomainError::invalid("too-long", "地址过长(最多200字)"));
-            }
+            && a.chars().count() > 200
+        {
+            return Err(DomainError::invalid("too-long", "地址过长(最多200字)"));
+        }
         Ok(())
     }
 

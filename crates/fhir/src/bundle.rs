@@ -113,9 +113,10 @@ fn rewrite_refs(v: &mut Value, map: &HashMap<String, String>) {
             for (k, x) in o.iter_mut() {
                 if k == "reference" {
                     if let Some(s) = x.as_str()
-                        && let Some(to) = map.get(s) {
-                            *x = Value::String(to.clone());
-                        }
+                        && let Some(to) = map.get(s)
+                    {
+                        *x = Value::String(to.clone());
+                    }
                 } else {
                     rewrite_refs(x, map);
                 }

@@ -51,8 +51,7 @@ pub fn is_resource_type(s: &str) -> bool {
 pub fn parse_reference(r: &str) -> Option<(&str, &str)> {
     let r = r.split("/_history/").next()?;
     let (head, id) = r.rsplit_once('/')?;
-    
-    
+
     let rtype = head.rsplit('/').next()?;
     (is_resource_type(rtype) && is_valid_id(id)).then_some((rtype, id))
 }
@@ -286,13 +285,14 @@ pub fn check_and_extract(rtype: &str, v: &Value, now: DateTime<Utc>) -> Result<E
         .at("resourceType"));
     }
     if let Some(id) = obj.get("id")
-        && !id.as_str().is_some_and(is_valid_id) {
-            return Err(Issue::invalid(
-                "invalid-id",
-                "资源 id 只能包含字母、数字、'-'、'.',长度1-64",
-            )
-            .at("id"));
-        }
+        && !id.as_str().is_some_and(is_valid_id)
+    {
+        return Err(Issue::invalid(
+            "invalid-id",
+            "资源 id 只能包含字母、数字、'-'、'.',长度1-64",
+        )
+        .at("id"));
+    }
 
     let mut too_long: Option<String> = None;
     let mut refs = vec![];
@@ -304,9 +304,10 @@ pub fn check_and_extract(rtype: &str, v: &Value, now: DateTime<Utc>) -> Result<E
         }
         if last == "reference"
             && let Some((t, id)) = parse_reference(s)
-                && !s.starts_with("http") {
-                    refs.push((t.to_string(), id.to_string()));
-                }
+            && !s.starts_with("http")
+        {
+            refs.push((t.to_string(), id.to_string()));
+        }
     });
     if let Some(p) = too_long {
         return Err(Issue::new(
@@ -380,10 +381,12 @@ pub fn check_and_extract(rtype: &str, v: &Value, now: DateTime<Utc>) -> Result<E
         }
         _ => {}
     }
-    if rtype != "Patient" && rtype != "Organization"
-        && let Some(e) = ref_id(v, "encounter", "Encounter") {
-            index.push(("encounter".into(), e.to_string()));
-        }
+    if rtype != "Patient"
+        && rtype != "Organization"
+        && let Some(e) = ref_id(v, "encounter", "Encounter")
+    {
+        index.push(("encounter".into(), e.to_string()));
+    }
     ex.index = index;
     Ok(ex)
 }
@@ -479,32 +482,34 @@ fn check_patient(
             .at(at));
         }
         if let Some(b) = birth
-            && rid.birth_date() != Some(b) {
-                return Err(Issue::new(
-                    422,
-                    "value",
-                    "resident-id-birthdate-mismatch",
-                    format!(
-                        "身份证号中的出生日期({})与登记的出生日期({b})不一致",
-                        rid.birth_date().map(|d| d.to_string()).unwrap_or_default()
-                    ),
-                )
-                .at(at));
-            }
+            && rid.birth_date() != Some(b)
+        {
+            return Err(Issue::new(
+                422,
+                "value",
+                "resident-id-birthdate-mismatch",
+                format!(
+                    "身份证号中的出生日期({})与登记的出生日期({b})不一致",
+                    rid.birth_date().map(|d| d.to_string()).unwrap_or_default()
+                ),
+            )
+            .at(at));
+        }
         if let Some(sex) = gender.and_then(Sex::from_fhir)
-            && rid.sex() != sex {
-                return Err(Issue::new(
-                    422,
-                    "value",
-                    "resident-id-sex-mismatch",
-                    format!(
-                        "身份证号显示性别为{},与登记的性别({})不一致",
-                        rid.sex().label_zh(),
-                        sex.label_zh()
-                    ),
-                )
-                .at(at));
-            }
+            && rid.sex() != sex
+        {
+            return Err(Issue::new(
+                422,
+                "value",
+                "resident-id-sex-mismatch",
+                format!(
+                    "身份证号显示性别为{},与登记的性别({})不一致",
+                    rid.sex().label_zh(),
+                    sex.label_zh()
+                ),
+            )
+            .at(at));
+        }
     }
     for t in v
         .get("telecom")
@@ -613,9 +618,10 @@ fn check_encounter(
     index: &mut Vec<(String, String)>,
 ) -> Result<(), Issue> {
     if let Some(c) = v.get("class")
-        && let Some(code) = c.get("code").and_then(Value::as_str) {
-            index.push(("class".into(), code.to_string()));
-        }
+        && let Some(code) = c.get("code").and_then(Value::as_str)
+    {
+        index.push(("class".into(), code.to_string()));
+    }
     let start = str_at(v, &["period", "start"]);
     let end = str_at(v, &["period", "end"]);
     let parse = |s: &str, what: &str| {
@@ -632,22 +638,24 @@ fn check_encounter(
     let start_t = start.map(|s| parse(s, "开始时间")).transpose()?;
     let end_t = end.map(|s| parse(s, "结束时间")).transpose()?;
     if let Some(s) = start_t
-        && s > now + chrono::Duration::minutes(5) {
-            return Err(
-                Issue::new(422, "value", "encounter-future", "就诊时间晚于当前时间")
-                    .at("Encounter.period.start"),
-            );
-        }
+        && s > now + chrono::Duration::minutes(5)
+    {
+        return Err(
+            Issue::new(422, "value", "encounter-future", "就诊时间晚于当前时间")
+                .at("Encounter.period.start"),
+        );
+    }
     if let (Some(s), Some(e)) = (start_t, end_t)
-        && e < s {
-            return Err(Issue::new(
-                422,
-                "value",
-                "encounter-period",
-                "出院(结束)时间早于入院(开始)时间",
-            )
-            .at("Encounter.period"));
-        }
+        && e < s
+    {
+        return Err(Issue::new(
+            422,
+            "value",
+            "encounter-period",
+            "出院(结束)时间早于入院(开始)时间",
+        )
+        .at("Encounter.period"));
+    }
     for (i, rc) in v
         .get("reasonCode")
         .and_then(Value::as_array)

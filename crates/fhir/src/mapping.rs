@@ -221,12 +221,15 @@ pub fn encounter(e: &Encounter) -> Value {
     }
     if let Some(d) = &e.department {
         r["location"] = json!([{ "location": { "display": d } }]);
-        if let Some(a) = r["extension"].as_array_mut() { a.push(json!({ "url": format!("{BASE}/StructureDefinition/department"), "valueReference": reference("Organization", d) })) }
+        if let Some(a) = r["extension"].as_array_mut() {
+            a.push(json!({ "url": format!("{BASE}/StructureDefinition/department"), "valueReference": reference("Organization", d) }))
+        }
     }
     if e.class == yigong_core::EncounterClass::Inpatient
-        && let Some(los) = e.length_of_stay_days() {
-            r["length"] = json!({ "value": los, "unit": "天", "system": "http://unitsofmeasure.org", "code": "d" });
-        }
+        && let Some(los) = e.length_of_stay_days()
+    {
+        r["length"] = json!({ "value": los, "unit": "天", "system": "http://unitsofmeasure.org", "code": "d" });
+    }
     r
 }
 

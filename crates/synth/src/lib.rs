@@ -1,31 +1,59 @@
-//! A deterministic synthetic county: 泸县 (Luxian, Sichuan) with its real
-//! townships and villages, three medical communities ("一主、两副、四次"),
-//! practitioners, residents in households and a year of care.
+//! A deterministic synthetic county: 泸县 (Luxian, Luzhou, Sichuan) with its real
+//! townships and villages, three medical communities ("一主、两副、四次"), their
+//! institutions, departments and practitioners, residents living in households,
+//! and one year of care.
 //!
-//! Same [`Params`], same county, byte for byte: one ChaCha8 stream per part,
-//! no hash-map iteration, no clock.
+//! Same [`Params`], same county, byte for byte: every part draws from its own
+//! ChaCha8 stream derived from the seed (the staff one stream, each household
+//! another), nothing iterates a hash map and nothing reads the clock. Residents
+//! are generated and handed to the sink one household at a time, so a county of a
+//! million residents needs only a few megabytes.
+//!
+//! ```
+//! use yigong_synth::{Item, Params, generate_counted};
+//! let params = Params {
+//!     residents: 100,
+//!     seed: 1,
+//!     as_of: chrono::NaiveDate::from_ymd_opt(2026, 6, 30).unwrap(),
+//! };
+//! let mut patients = 0;
+//! let summary = generate_counted(&params, &mut |item| {
+//!     if let Item::Patient(_) = item {
+//!         patients += 1;
+//!     }
+//! });
+//! assert_eq!(summary.patients, 100);
+//! assert_eq!(patients, 100);
+//! ```
 
 mod care;
+mod dist;
 mod geography;
 mod names;
 mod people;
 mod staff;
 
-pub use geography::{COUNTY_CODE, COUNTY_ID, OUT_OF_COUNTY_ID};
+pub use care::diagnosis_name;
+pub use geography::{COUNTY_CODE, COUNTY_ID, OUT_OF_COUNTY_ID, SUB_CENTRES};
 
 use chrono::NaiveDate;
-use rand::SeedableRng;
-use rand_chacha::ChaCha8Rng;
 use yigong_core::{Condition, Encounter, Organization, Patient, Practitioner};
 
+/// Random sub-stream tags.
+const STREAM_STAFF: u64 = 1;
+const STREAM_HOUSEHOLD: u64 = 2;
+
+/// What to generate.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Params {
+    /// Number of residents (patients) in the county.
     pub residents: u32,
     pub seed: u64,
     /// Last day of the simulated year; encounters fall in the 365 days ending here.
     pub as_of: NaiveDate,
 }
 
+/// One generated record.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Item {
     Org(Organization),
@@ -35,6 +63,7 @@ pub enum Item {
     Condition(Condition),
 }
 
+/// Counts per item kind.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Summary {
     pub orgs: usize,
@@ -44,12 +73,17 @@ pub struct Summary {
     pub conditions: usize,
 }
 
-/// Streams the county in dependency order (every referenced item before the
-/// items referring to it) without holding the residents in memory.
+/// Streams the county in dependency order: all organisations (county node first,
+/// then communities, then institutions, then departments — every parent before
+/// its children), then all practitioners, then patients, each patient immediately
+/// followed by its Conditions and Encounters (Encounter.patient / Condition.patient
+/// refer to that patient's id; encounter.institution / department / practitioner
+/// refer to already-emitted ids). Does not hold the residents in memory.
 pub fn generate(params: &Params, sink: &mut dyn FnMut(Item)) {
     generate_counted(params, sink);
 }
 
+/// [`generate`], returning how many items of each kind were emitted.
 pub fn generate_counted(params: &Params, sink: &mut dyn FnMut(Item)) -> Summary {
     let mut summary = Summary::default();
     let geo = geography::build();
@@ -57,35 +91,33 @@ pub fn generate_counted(params: &Params, sink: &mut dyn FnMut(Item)) -> Summary 
         summary.orgs += 1;
         sink(Item::Org(o.clone()));
     }
-    let mut staff_rng = ChaCha8Rng::seed_from_u64(params.seed ^ 0x5354_4146);
+
+    let mut staff_rng = dist::substream(params.seed, STREAM_STAFF, 0);
     let staff = staff::build(&geo, &mut staff_rng, params.as_of);
     for p in &staff.practitioners {
         summary.practitioners += 1;
         sink(Item::Practitioner(p.clone()));
     }
-    let mut rng = ChaCha8Rng::seed_from_u64(params.seed);
-    let mut counters = care::Counters {
-        encounter: 0,
-        condition: 0,
-    };
-    let mut next: u64 = 1;
-    let mut household_no = 0;
-    let total = params.residents as u64;
-    while next <= total {
-        household_no += 1;
-        let left = (total - next + 1) as usize;
-        let members = people::household(&geo, &mut rng, params.as_of, next, household_no, left);
-        for m in members {
-            next += 1;
-            let care = care::year_of_care(&geo, &staff, &mut rng, &m, params.as_of, &mut counters);
+
+    let model = care::CareModel::new(&geo, &staff, params.as_of);
+    let mut population = people::Population::new(&geo, params.as_of);
+    let mut counters = care::Counters::default();
+    let mut left = params.residents as usize;
+    let mut household: u64 = 0;
+    while left > 0 {
+        let mut rng = dist::substream(params.seed, STREAM_HOUSEHOLD, household);
+        household += 1;
+        for person in population.household(&mut rng, left) {
+            left -= 1;
+            let (conditions, encounters) = model.year(&mut rng, &person, &mut counters);
             summary.patients += 1;
-            sink(Item::Patient(m.patient));
-            for c in care.conditions {
-                summary.conditions += 1;
+            summary.conditions += conditions.len();
+            summary.encounters += encounters.len();
+            sink(Item::Patient(person.patient));
+            for c in conditions {
                 sink(Item::Condition(c));
             }
-            for e in care.encounters {
-                summary.encounters += 1;
+            for e in encounters {
                 sink(Item::Encounter(e));
             }
         }

@@ -1,238 +1,447 @@
-//! Practitioners of every institution, with titles, departments and the
-//! secondments (派驻) that send lead-hospital doctors to township centres.
+//! Practitioners of every institution, with titles, departments and licences, and
+//! the secondments (派驻) that send lead-hospital doctors to the township centres.
 
-use crate::geography::{COUNTY_DEPARTMENTS, Geography, TOWNSHIP_DEPARTMENTS};
+use crate::dist::pick;
+use crate::geography::{COUNTY_CODE, DeptRole, Geography, Service};
 use crate::names;
 use chrono::{Duration, NaiveDate};
 use rand::Rng;
 use yigong_core::{OrgKind, Practitioner, Role, Secondment, Sex, Title};
 
-/// Physicians (and village doctors) per institution, for assigning visits.
+/// Everybody on the payroll plus who sees patients where.
 pub struct Staff {
     pub practitioners: Vec<Practitioner>,
-    pub physicians: Vec<(String, Vec<String>)>,
+    /// Physicians (indices into `practitioners`) per institution and department.
+    by_dept: Vec<Vec<Vec<u32>>>,
+    /// Physicians and village doctors who see patients at each institution all year,
+    /// including physicians seconded there for the whole year.
+    by_inst: Vec<Vec<u32>>,
 }
 
 impl Staff {
-    pub fn physicians_of(&self, inst: &str) -> &[String] {
-        self.physicians
-            .iter()
-            .find(|(i, _)| i == inst)
-            .map_or(&[], |(_, p)| p.as_slice())
-    }
-}
-
-fn pick<T: Copy>(rng: &mut impl Rng, weighted: &[(T, u32)]) -> T {
-    let total: u32 = weighted.iter().map(|w| w.1).sum();
-    let mut r = rng.random_range(0..total);
-    for (v, w) in weighted {
-        if r < *w {
-            return *v;
+    /// A physician for a visit at institution `inst` in department `dept`: one of that
+    /// department if it has any, else one of the institution.
+    pub fn physician(&self, rng: &mut impl Rng, inst: usize, dept: Option<usize>) -> Option<&str> {
+        let dept_docs = dept.map_or(&[][..], |d| self.by_dept[inst][d].as_slice());
+        let docs = if dept_docs.is_empty() {
+            self.by_inst[inst].as_slice()
+        } else {
+            dept_docs
+        };
+        if docs.is_empty() {
+            return None;
         }
-        r -= w;
+        let i = docs[rng.random_range(0..docs.len())];
+        Some(self.practitioners[i as usize].id.as_str())
     }
-    weighted[0].0
 }
 
-fn licence(rng: &mut impl Rng) -> String {
-    format!("1105100{:08}", rng.random_range(0..100_000_000u32))
+/// Planned headcount of an institution.
+fn headcount(rng: &mut impl Rng, geo: &Geography, inst: usize) -> usize {
+    let c = geo.county;
+    let i = &geo.insts[inst];
+    match i.kind {
+        _ if inst == c.hospitals[0] => 240,
+        _ if inst == c.hospitals[1] => 160,
+        _ if inst == c.hospitals[2] => 170,
+        OrgKind::MaternalChildHospital => 120,
+        OrgKind::MentalHealth => 50,
+        OrgKind::Cdc => 40,
+        OrgKind::TownshipCentre if i.sub_centre => rng.random_range(26..=30),
+        OrgKind::CommunityCentre => rng.random_range(18..=24),
+        OrgKind::TownshipCentre => rng.random_range(10..=22),
+        _ => 0,
+    }
+}
+
+fn role_mix(kind: OrgKind, has_lab: bool) -> Vec<(Role, u32)> {
+    use Role::*;
+    match kind {
+        OrgKind::GeneralHospital | OrgKind::TcmHospital | OrgKind::MaternalChildHospital => {
+            vec![
+                (Physician, 38),
+                (Nurse, 44),
+                (Pharmacist, 6),
+                (Technician, 12),
+            ]
+        }
+        OrgKind::MentalHealth => vec![(Physician, 30), (Nurse, 60), (Pharmacist, 10)],
+        OrgKind::Cdc => vec![(PublicHealth, 78), (Technician, 22)],
+        _ => vec![
+            (Physician, 40),
+            (Nurse, 36),
+            (Pharmacist, 8),
+            (PublicHealth, 16),
+            (Technician, if has_lab { 6 } else { 0 }),
+        ],
+    }
+}
+
+fn title(rng: &mut impl Rng, role: Role, county: bool) -> Title {
+    use Title::*;
+    match (role, county) {
+        (Role::Physician, true) => pick(
+            rng,
+            &[
+                (ChiefPhysician, 8),
+                (AssociateChief, 20),
+                (Attending, 35),
+                (Resident, 37),
+            ],
+        ),
+        (Role::Physician, false) => pick(
+            rng,
+            &[
+                (AssociateChief, 3),
+                (Attending, 30),
+                (Resident, 40),
+                (AssistantPhysician, 27),
+            ],
+        ),
+        (Role::PublicHealth, true) => pick(
+            rng,
+            &[
+                (ChiefPhysician, 3),
+                (AssociateChief, 15),
+                (Attending, 40),
+                (Resident, 42),
+            ],
+        ),
+        (Role::PublicHealth, false) => pick(
+            rng,
+            &[(Attending, 25), (Resident, 40), (AssistantPhysician, 35)],
+        ),
+        (Role::Nurse, _) => Nurse,
+        (Role::Pharmacist, _) => Pharmacist,
+        (Role::VillageDoctor, _) => VillageDoctor,
+        // Core has no technician title (技师/主管技师); junior professional grade.
+        _ => Resident,
+    }
+}
+
+/// Birth years by grade, used only to give names the flavour of their era.
+fn birth_year(rng: &mut impl Rng, role: Role, title: Title) -> i32 {
+    let (lo, hi) = match (role, title) {
+        (_, Title::ChiefPhysician) => (1962, 1976),
+        (_, Title::AssociateChief) => (1966, 1984),
+        (_, Title::Attending) => (1976, 1992),
+        (Role::VillageDoctor, _) => (1952, 1990),
+        (Role::Nurse, _) => (1975, 2002),
+        _ => (1980, 2000),
+    };
+    rng.random_range(lo..=hi)
+}
+
+fn sex(rng: &mut impl Rng, role: Role) -> Sex {
+    let male = match role {
+        Role::Nurse => 0.04,
+        Role::Physician => 0.58,
+        Role::VillageDoctor => 0.72,
+        Role::Pharmacist => 0.40,
+        Role::PublicHealth => 0.45,
+        _ => 0.50,
+    };
+    if rng.random_bool(male) {
+        Sex::Male
+    } else {
+        Sex::Female
+    }
+}
+
+/// Licence numbers, synthetic but shaped like the real ones: the 15-digit
+/// 医师执业证书编码 (level, category, division code, serial), a 15-digit
+/// village doctor certificate and the 12-digit nurse registration number.
+fn licence(
+    rng: &mut impl Rng,
+    role: Role,
+    title: Title,
+    tcm: bool,
+    serial: usize,
+) -> Option<String> {
+    match role {
+        Role::Physician | Role::PublicHealth => {
+            let level = if title == Title::AssistantPhysician {
+                2
+            } else {
+                1
+            };
+            let category = match (role, tcm) {
+                (Role::PublicHealth, _) => 4,
+                (_, true) => 2,
+                _ => 1,
+            };
+            Some(format!("{level}{category}{COUNTY_CODE}{serial:07}"))
+        }
+        Role::VillageDoctor => Some(format!(
+            "{COUNTY_CODE}{}{serial:05}",
+            rng.random_range(2005..=2022)
+        )),
+        Role::Nurse => Some(format!("{}51{serial:06}", rng.random_range(1996..=2024))),
+        _ => None,
+    }
+}
+
+/// Adds one practitioner and returns their index.
+fn hire(
+    geo: &Geography,
+    out: &mut Vec<Practitioner>,
+    rng: &mut impl Rng,
+    inst: usize,
+    dept: Option<usize>,
+    role: Role,
+    county: bool,
+) -> u32 {
+    let i = &geo.insts[inst];
+    let title = title(rng, role, county);
+    let sex = sex(rng, role);
+    let year = birth_year(rng, role, title);
+    let dept_name = dept.map_or("", |d| i.depts[d].spec.name);
+    let tcm =
+        i.kind == OrgKind::TcmHospital || dept_name.contains('中') || dept_name.contains("针灸");
+    let serial = out.len() + 1;
+    out.push(Practitioner {
+        id: format!("pr-{serial:06}"),
+        name: names::full_name(rng, sex, year),
+        sex,
+        role,
+        title,
+        licence: licence(rng, role, title, tcm, serial),
+        primary_institution: i.id.clone(),
+        department: dept.map(|d| i.depts[d].id.clone()),
+        secondments: vec![],
+    });
+    (out.len() - 1) as u32
 }
 
 pub fn build(geo: &Geography, rng: &mut impl Rng, as_of: NaiveDate) -> Staff {
+    let n_inst = geo.insts.len();
     let mut out: Vec<Practitioner> = vec![];
-    let mut physicians: Vec<(String, Vec<String>)> = vec![];
-    let year_start = as_of - Duration::days(364);
+    let mut by_dept: Vec<Vec<Vec<u32>>> = geo
+        .insts
+        .iter()
+        .map(|i| vec![vec![]; i.depts.len()])
+        .collect();
+    let mut by_inst: Vec<Vec<u32>> = vec![vec![]; n_inst];
 
-    // (institution, staff count, department names, is county level)
-    let mut plan: Vec<(String, usize, &[&str], bool)> = vec![];
-    for h in &geo.hospitals {
-        plan.push((h.id.clone(), h.staff, &COUNTY_DEPARTMENTS[..], true));
-    }
-    for t in &geo.townships {
-        let n = if geo.orgs.iter().any(|o| o.id == t.centre && o.sub_centre) {
-            30
-        } else {
-            rng.random_range(12..=24)
+    // Hospitals and township centres.
+    for (inst_ix, inst) in geo.insts.iter().enumerate() {
+        if inst.depts.is_empty() {
+            continue;
+        }
+        let county = inst.kind.tier() == Some(yigong_core::Tier::County);
+        let n = headcount(rng, geo, inst_ix);
+        let has_lab = inst
+            .depts
+            .iter()
+            .any(|d| d.spec.role == DeptRole::Technical);
+        let mix = role_mix(inst.kind, has_lab);
+        let depts_with = |r: DeptRole| -> Vec<(usize, u32)> {
+            inst.depts
+                .iter()
+                .enumerate()
+                .filter(|(_, d)| d.spec.role == r)
+                .map(|(i, d)| {
+                    (
+                        i,
+                        if d.spec.services.contains(&Service::General) {
+                            3
+                        } else {
+                            1
+                        },
+                    )
+                })
+                .collect()
         };
-        plan.push((t.centre.clone(), n, &TOWNSHIP_DEPARTMENTS[..], false));
-    }
-    for (inst, count, dept_names, county) in plan {
-        let depts = geo.departments_of(&inst).to_vec();
-        let public_health = geo
-            .hospitals
-            .iter()
-            .any(|h| h.id == inst && h.kind == OrgKind::Cdc);
-        let mut docs = vec![];
-        for _ in 0..count {
-            let role = if public_health {
-                Role::PublicHealth
-            } else if county {
-                pick(
+        let clinical = depts_with(DeptRole::Clinical);
+        let mut made = 0;
+        // One physician in every clinical department first, so that each has a doctor.
+        if !matches!(inst.kind, OrgKind::Cdc) {
+            for &(d, _) in &clinical {
+                let p = hire(
+                    geo,
+                    &mut out,
                     rng,
-                    &[
-                        (Role::Physician, 45),
-                        (Role::Nurse, 40),
-                        (Role::Pharmacist, 5),
-                        (Role::Technician, 10),
-                    ],
-                )
-            } else {
-                pick(
-                    rng,
-                    &[
-                        (Role::Physician, 40),
-                        (Role::Nurse, 38),
-                        (Role::Pharmacist, 7),
-                        (Role::PublicHealth, 15),
-                    ],
-                )
-            };
-            let sex = match role {
-                Role::Nurse => {
-                    if rng.random_bool(0.95) {
-                        Sex::Female
-                    } else {
-                        Sex::Male
-                    }
-                }
-                _ => {
-                    if rng.random_bool(0.55) {
-                        Sex::Male
-                    } else {
-                        Sex::Female
-                    }
-                }
-            };
-            let title = match role {
-                Role::Physician if county => pick(
-                    rng,
-                    &[
-                        (Title::ChiefPhysician, 8),
-                        (Title::AssociateChief, 20),
-                        (Title::Attending, 35),
-                        (Title::Resident, 37),
-                    ],
-                ),
-                Role::Physician => pick(
-                    rng,
-                    &[
-                        (Title::AssociateChief, 3),
-                        (Title::Attending, 30),
-                        (Title::Resident, 40),
-                        (Title::AssistantPhysician, 27),
-                    ],
-                ),
-                Role::Pharmacist => Title::Pharmacist,
-                Role::PublicHealth => Title::Resident,
-                _ => Title::Nurse,
-            };
-            // Department by role: pharmacists to the pharmacy, technicians to lab/imaging/ECG.
-            let dept_index = match role {
-                Role::Pharmacist => dept_names.len() - 1,
-                Role::Technician => rng.random_range(6..9),
-                Role::PublicHealth if !county => 2,
-                _ if county => rng.random_range(0..6),
-                _ => rng.random_range(0..2),
-            };
-            let id = format!("pr-{:06}", out.len() + 1);
-            if role == Role::Physician {
-                docs.push(id.clone());
+                    inst_ix,
+                    Some(d),
+                    Role::Physician,
+                    county,
+                );
+                by_dept[inst_ix][d].push(p);
+                by_inst[inst_ix].push(p);
+                made += 1;
             }
-            out.push(Practitioner {
-                id,
-                name: format!(
-                    "{}{}",
-                    names::surname(rng),
-                    names::given(rng, sex == Sex::Male)
-                ),
-                sex,
-                role,
-                title,
-                licence: matches!(role, Role::Physician | Role::Pharmacist | Role::Nurse)
-                    .then(|| licence(rng)),
-                primary_institution: inst.clone(),
-                department: depts.get(dept_index).cloned(),
-                secondments: vec![],
-            });
         }
-        physicians.push((inst, docs));
-    }
-
-    // Village doctors: one or two per clinic.
-    for v in &geo.villages {
-        let Some(clinic) = &v.clinic else { continue };
-        let n = if rng.random_bool(0.35) { 2 } else { 1 };
-        let mut docs = vec![];
-        for _ in 0..n {
-            let sex = if rng.random_bool(0.7) {
-                Sex::Male
-            } else {
-                Sex::Female
+        while made < n {
+            let role = pick(rng, &mix);
+            let dept_role = match role {
+                Role::Physician | Role::Nurse => DeptRole::Clinical,
+                Role::Pharmacist => DeptRole::Pharmacy,
+                Role::Technician => DeptRole::Technical,
+                _ => DeptRole::PublicHealth,
             };
-            let id = format!("pr-{:06}", out.len() + 1);
-            docs.push(id.clone());
-            out.push(Practitioner {
-                id,
-                name: format!(
-                    "{}{}",
-                    names::surname(rng),
-                    names::given(rng, sex == Sex::Male)
-                ),
-                sex,
-                role: Role::VillageDoctor,
-                title: Title::VillageDoctor,
-                licence: Some(licence(rng)),
-                primary_institution: clinic.clone(),
-                department: None,
-                secondments: vec![],
-            });
+            let choices = depts_with(dept_role);
+            let dept = (!choices.is_empty()).then(|| pick(rng, &choices));
+            let p = hire(geo, &mut out, rng, inst_ix, dept, role, county);
+            if role == Role::Physician {
+                if let Some(d) = dept {
+                    by_dept[inst_ix][d].push(p);
+                }
+                by_inst[inst_ix].push(p);
+            }
+            made += 1;
         }
-        physicians.push((clinic.clone(), docs));
     }
 
-    // Secondments: every township centre has an attending physician from its
-    // community's lead hospital all year; chief physicians hold a clinic at
-    // a branch one day in every ten (每旬).
-    for (ti, t) in geo.townships.iter().enumerate() {
-        let lead = &geo.leads[t.community];
-        let candidates: Vec<usize> = out
-            .iter()
-            .enumerate()
-            .filter(|(_, p)| {
-                &p.primary_institution == lead
-                    && p.title == Title::Attending
-                    && p.secondments.is_empty()
-            })
-            .map(|(i, _)| i)
-            .collect();
-        if let Some(&i) = candidates.get(ti % candidates.len().max(1)) {
+    // Village doctors: one, sometimes two, per clinic.
+    for v in &geo.villages {
+        let Some(clinic) = v.clinic else { continue };
+        let n = if rng.random_bool(0.35) { 2 } else { 1 };
+        for _ in 0..n {
+            let p = hire(geo, &mut out, rng, clinic, None, Role::VillageDoctor, false);
+            by_inst[clinic].push(p);
+        }
+    }
+
+    second(geo, rng, as_of, &mut out, &mut by_dept, &mut by_inst);
+    Staff {
+        practitioners: out,
+        by_dept,
+        by_inst,
+    }
+}
+
+/// Secondments (四个下沉): every township centre has an attending physician of its
+/// community's lead hospital for the whole simulated year, who also sees patients
+/// there; experts (chief / associate chief physicians) go for one to three months
+/// to every sub-centre and to about half of the other centres.
+fn second(
+    geo: &Geography,
+    rng: &mut impl Rng,
+    as_of: NaiveDate,
+    out: &mut [Practitioner],
+    by_dept: &mut [Vec<Vec<u32>>],
+    by_inst: &mut [Vec<u32>],
+) {
+    let year_start = as_of - Duration::days(364);
+    for t in &geo.townships {
+        let lead = geo.lead_of(t.community);
+        let lead_id = &geo.insts[lead].id;
+        let centre = &geo.insts[t.centre];
+        let free = |out: &[Practitioner], title: Title| -> Vec<usize> {
+            out.iter()
+                .enumerate()
+                .filter(|(_, p)| {
+                    &p.primary_institution == lead_id
+                        && p.role == Role::Physician
+                        && p.title == title
+                        && p.secondments.is_empty()
+                })
+                .map(|(i, _)| i)
+                .collect()
+        };
+        let mut attendings = free(out, Title::Attending);
+        if attendings.is_empty() {
+            // Promote a resident rather than leave a centre without its attending.
+            attendings = free(out, Title::Resident);
+            for &i in &attendings {
+                out[i].title = Title::Attending;
+            }
+        }
+        if let Some(&i) = attendings.get(rng.random_range(0..attendings.len().max(1))) {
             out[i].secondments.push(Secondment {
-                institution: t.centre.clone(),
+                institution: centre.id.clone(),
                 start: year_start,
                 end: Some(as_of),
             });
-        }
-        let experts: Vec<usize> = out
-            .iter()
-            .enumerate()
-            .filter(|(_, p)| &p.primary_institution == lead && p.title == Title::ChiefPhysician)
-            .map(|(i, _)| i)
-            .collect();
-        if !experts.is_empty() {
-            let e = experts[rng.random_range(0..experts.len())];
-            let mut day = year_start + Duration::days(rng.random_range(0..10));
-            while day <= as_of {
-                out[e].secondments.push(Secondment {
-                    institution: t.centre.clone(),
-                    start: day,
-                    end: Some(day),
-                });
-                day += Duration::days(10);
+            if let Some(d) = centre.dept_for(Service::General) {
+                by_dept[t.centre][d].push(i as u32);
             }
+            by_inst[t.centre].push(i as u32);
+        }
+
+        if centre.sub_centre || rng.random_bool(0.5) {
+            // 兆雅: the TCM hospital's orthopaedic surgeons work with the centre (seeds).
+            let mut experts: Vec<usize> = out
+                .iter()
+                .enumerate()
+                .filter(|(_, p)| {
+                    &p.primary_institution == lead_id
+                        && matches!(p.title, Title::ChiefPhysician | Title::AssociateChief)
+                })
+                .map(|(i, _)| i)
+                .collect();
+            if t.name == "兆雅镇" {
+                let surgery = geo.insts[lead].dept_for(Service::Surgery);
+                let surgeons: Vec<usize> = experts
+                    .iter()
+                    .copied()
+                    .filter(|&i| {
+                        surgery.is_some_and(|d| {
+                            out[i].department.as_deref() == Some(&geo.insts[lead].depts[d].id)
+                        })
+                    })
+                    .collect();
+                if !surgeons.is_empty() {
+                    experts = surgeons;
+                }
+            }
+            // Prefer experts not already away, so that postings do not overlap.
+            let idle: Vec<usize> = experts
+                .iter()
+                .copied()
+                .filter(|&i| out[i].secondments.is_empty())
+                .collect();
+            if !idle.is_empty() {
+                experts = idle;
+            }
+            if experts.is_empty() {
+                continue;
+            }
+            let e = experts[rng.random_range(0..experts.len())];
+            let days = rng.random_range(30..=90);
+            let start = year_start + Duration::days(rng.random_range(0..=(364 - days)));
+            out[e].secondments.push(Secondment {
+                institution: centre.id.clone(),
+                start,
+                end: Some(start + Duration::days(days)),
+            });
         }
     }
-    Staff {
-        practitioners: out,
-        physicians,
+    // Keep each practitioner's secondments in date order.
+    for p in out.iter_mut() {
+        p.secondments
+            .sort_by_key(|s| (s.start, s.institution.clone()));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::dist::substream;
+    use crate::geography;
+
+    #[test]
+    fn every_centre_has_a_year_long_attending_from_its_lead() {
+        let geo = geography::build();
+        let as_of = NaiveDate::from_ymd_opt(2026, 6, 30).unwrap();
+        let staff = build(&geo, &mut substream(5, 1, 0), as_of);
+        for t in &geo.townships {
+            let lead = &geo.insts[geo.lead_of(t.community)].id;
+            let centre = &geo.insts[t.centre].id;
+            assert!(staff.practitioners.iter().any(|p| {
+                &p.primary_institution == lead
+                    && p.title == Title::Attending
+                    && p.secondments.iter().any(|s| {
+                        &s.institution == centre
+                            && s.start == as_of - Duration::days(364)
+                            && s.end == Some(as_of)
+                    })
+            }));
+        }
+        for p in &staff.practitioners {
+            p.validate().unwrap();
+        }
+        let n = staff.practitioners.len();
+        assert!((1_200..2_000).contains(&n), "{n} practitioners");
     }
 }
