@@ -105,18 +105,6 @@ fn lua_list(name: &str, items: &[String]) -> String {
     format!("{name} = {{{}}}\n", quoted.join(","))
 }
 
-/// Percent-encodes a query value (UTF-8 names) for the wrk request paths.
-fn percent_encode(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
-}
-
 fn rss_kb(pid: u32) -> u64 {
     std::fs::read_to_string(format!("/proc/{pid}/status"))
         .ok()
@@ -328,9 +316,12 @@ pub fn run(args: BenchArgs) -> Result<()> {
     let names: Vec<String> = patients
         .iter()
         .filter_map(|p| {
-            p["name"][0]["text"]
-                .as_str()
-                .map(|n| format!("/fhir/Patient?name={}", percent_encode(n)))
+            p["name"][0]["text"].as_str().map(|n| {
+                format!(
+                    "/fhir/Patient?name={}",
+                    form_urlencoded::byte_serialize(n.as_bytes()).collect::<String>()
+                )
+            })
         })
         .collect();
     let mut searches = idents.clone();

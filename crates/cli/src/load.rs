@@ -237,7 +237,7 @@ pub fn ensure_demo(store: &Store, data_dir: &Path, residents: u32, seed: u64) ->
         }
         // The simulated year ends yesterday (China time), so no visit lies in the future.
         let as_of = chrono::Utc::now()
-            .with_timezone(&chrono_tz_shanghai())
+            .with_timezone(&china_time_offset())
             .date_naive()
             - chrono::Duration::days(1);
         println!("正在生成演示县:{residents} 名居民,随机种子 {seed},就诊数据截至 {as_of} ……");
@@ -275,7 +275,7 @@ pub fn ensure_demo(store: &Store, data_dir: &Path, residents: u32, seed: u64) ->
     Ok(out)
 }
 
-fn chrono_tz_shanghai() -> chrono::FixedOffset {
+fn china_time_offset() -> chrono::FixedOffset {
     // Asia/Shanghai has been UTC+8 without daylight saving since 1991.
     chrono::FixedOffset::east_opt(8 * 3600).expect("valid offset")
 }

@@ -177,6 +177,19 @@ fn stored_from_row(r: Vec<Val>) -> Stored {
     }
 }
 
+/// A version from `resource_history` (version, updated, deleted, body); the
+/// scope columns come from the current row.
+fn older_version(cur: &Stored, r: Vec<Val>) -> Stored {
+    let mut it = r.into_iter();
+    Stored {
+        version: it.next().and_then(|v| v.as_int()).unwrap_or(0),
+        updated: it.next().and_then(Val::into_string).unwrap_or_default(),
+        deleted: it.next().and_then(|v| v.as_int()).unwrap_or(0) != 0,
+        body: it.next().and_then(Val::into_string).unwrap_or_default(),
+        ..cur.clone()
+    }
+}
+
 /// Local (Asia/Shanghai, UTC+8 with no daylight saving since 1991) month of an
 /// ISO date or date-time, for the per-month counters.
 fn local_month(date: &str) -> Option<String> {
@@ -288,16 +301,7 @@ impl Store {
                 "SELECT version, updated, deleted, body FROM resource_history WHERE rtype = ? AND id = ? AND version = ?",
                 &[rtype.into(), id.into(), Val::Int(version)],
             )?
-            .map(|r| {
-                let mut it = r.into_iter();
-                Stored {
-                    version: it.next().and_then(|v| v.as_int()).unwrap_or(0),
-                    updated: it.next().and_then(Val::into_string).unwrap_or_default(),
-                    deleted: it.next().and_then(|v| v.as_int()).unwrap_or(0) != 0,
-                    body: it.next().and_then(Val::into_string).unwrap_or_default(),
-                    ..cur.clone()
-                }
-            }))
+            .map(|r| older_version(&cur, r)))
         })
     }
 
@@ -312,17 +316,8 @@ impl Store {
                 &[rtype.into(), id.into()],
             )
         })?;
-        let mut out = vec![cur.clone()];
-        for r in older {
-            let mut it = r.into_iter();
-            out.push(Stored {
-                version: it.next().and_then(|v| v.as_int()).unwrap_or(0),
-                updated: it.next().and_then(Val::into_string).unwrap_or_default(),
-                deleted: it.next().and_then(|v| v.as_int()).unwrap_or(0) != 0,
-                body: it.next().and_then(Val::into_string).unwrap_or_default(),
-                ..cur.clone()
-            });
-        }
+        let mut out: Vec<Stored> = older.into_iter().map(|r| older_version(&cur, r)).collect();
+        out.insert(0, cur);
         Ok(out)
     }
 

@@ -111,9 +111,11 @@ async fn page_user(
 ) -> Result<Principal, Response> {
     match principal_of(req_parts, st).await {
         Ok(Some(p)) => {
-            // Warm the organisation names off the async threads.
-            let svc = st.svc.clone();
-            blocking(move || svc.org_names()).await;
+            // Load the organisation names off the async threads, once.
+            if !st.svc.org_names_loaded() {
+                let svc = st.svc.clone();
+                blocking(move || svc.org_names()).await;
+            }
             Ok(p)
         }
         _ => Err(Redirect::to("/login").into_response()),
@@ -377,12 +379,6 @@ async fn orgs(State(st): State<AppState>, req: Request) -> Response {
     )
 }
 
-fn org_names(tree: &[TreeNode]) -> HashMap<String, String> {
-    tree.iter()
-        .map(|n| (n.id.clone(), n.name.clone()))
-        .collect()
-}
-
 fn str_of<'a>(v: &'a Value, path: &[&str]) -> &'a str {
     let mut cur = v;
     for p in path {
@@ -501,14 +497,12 @@ async fn patients(
                 let svc = st.svc.clone();
                 let p2 = p.clone();
                 let res = blocking(move || -> Result<_, String> {
-                    let found = svc.search(&p2, &spec).map_err(|i| i.zh)?;
-                    let tree = svc.store.org_tree().map_err(|e| e.to_string())?;
-                    Ok((found, tree))
+                    svc.search(&p2, &spec).map_err(|i| i.zh)
                 })
                 .await;
                 match res {
-                    Ok(((t, found), tree)) => {
-                        let names = org_names(&tree);
+                    Ok((t, found)) => {
+                        let names = st.svc.org_names();
                         total = t.unwrap_or(0);
                         rows = found
                             .iter()
@@ -554,22 +548,22 @@ async fn patient(State(st): State<AppState>, Path(id): Path<String>, req: Reques
     let p2 = p.clone();
     let res = blocking(move || -> Result<_, yigong_fhir::Issue> {
         let everything = svc.everything(&p2, &id)?;
-        let tree = svc.store.org_tree().map_err(crate::service::store_issue)?;
         let accesses = svc
             .store
             .access_history(&id, 20)
             .map_err(crate::service::store_issue)?;
-        Ok((everything, tree, accesses))
+        Ok((everything, accesses))
     })
     .await;
-    let (all, tree, accesses) = match res {
+    let (all, accesses) = match res {
         Ok(v) => v,
         Err(issue) => {
             let status = StatusCode::from_u16(issue.status).unwrap_or(StatusCode::BAD_REQUEST);
             return error_page(&st, &p, status, &issue.zh);
         }
     };
-    let names = org_names(&tree);
+    // Warmed by `page_user`, so this never touches the database here.
+    let names = st.svc.org_names();
     let docs: Vec<Value> = all
         .iter()
         .filter_map(|s| serde_json::from_str(&s.body).ok())

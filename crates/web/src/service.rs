@@ -5,7 +5,7 @@ use crate::auth::Principal;
 use serde_json::{Value, json};
 use std::collections::HashSet;
 use std::sync::Arc;
-use yigong_fhir::bundle::{Method, TxEntry, parse_transaction};
+use yigong_fhir::bundle::{TxEntry, parse_transaction};
 use yigong_fhir::search::{SearchSpec, SortField, Target, TotalMode, ValueMatch};
 use yigong_fhir::{Issue, check_and_extract};
 use yigong_store::resources_api::*;
@@ -155,6 +155,13 @@ impl Service {
         let map = Arc::new(map);
         *self.org_names.write().unwrap_or_else(|p| p.into_inner()) = Some(map.clone());
         map
+    }
+
+    pub fn org_names_loaded(&self) -> bool {
+        self.org_names
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .is_some()
     }
 
     fn org_written(&self, rtype: &str) {
@@ -424,11 +431,11 @@ fn matches_exist(store: &Store, actor: &Actor, rtype: &str, cond: &str) -> Resul
     Ok(!rows.is_empty())
 }
 
+/// A bundle entry with `ifMatch` updates that version; otherwise POST and PUT
+/// both upsert by id (so re-importing the same bundle changes nothing).
 fn precondition_of(e: &TxEntry) -> Precondition {
-    match (e.method, e.if_match) {
-        (_, Some(v)) => Precondition::IfMatch(v),
-        (Method::Post, None) | (Method::Put, None) => Precondition::Upsert,
-    }
+    e.if_match
+        .map_or(Precondition::Upsert, Precondition::IfMatch)
 }
 
 pub fn store_issue(e: StoreError) -> Issue {
