@@ -1,6 +1,7 @@
 //! `yigong`: the county medical community platform in one binary.
 
 mod bench;
+mod bench_empi;
 mod load;
 
 // glibc malloc serialises the generator and writer threads on its arena lock
@@ -84,6 +85,8 @@ enum Cmd {
     },
     /// Measure throughput and latency (see README).
     Bench(bench::BenchArgs),
+    /// Identity-resolution accuracy and speed (synthetic county; FEBRL vs Splink).
+    BenchEmpi(bench_empi::BenchEmpiArgs),
 }
 
 fn open(data_dir: &Path, database_url: Option<&str>) -> Result<Arc<Store>> {
@@ -181,6 +184,7 @@ fn main() -> Result<()> {
             println!("导出完成:{n} 个资源,目录 {}", out.display());
         }
         Cmd::Bench(args) => bench::run(args)?,
+        Cmd::BenchEmpi(args) => bench_empi::run(args)?,
     }
     Ok(())
 }

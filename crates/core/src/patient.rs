@@ -83,6 +83,9 @@ pub struct Patient {
     pub birth_date: NaiveDate,
     /// Children and the elderly often have none on file.
     pub resident_id: Option<ResidentId>,
+    /// An ID number as typed that fails its check digit: kept so the person can
+    /// still be found, but never trusted for linking ("unverified identity").
+    pub unverified_id: Option<String>,
     pub phone: Option<String>,
     /// 12-digit village (村/居委会) division code of the household.
     pub village: Option<String>,
@@ -203,6 +206,7 @@ mod tests {
             address: None,
             insurance: None,
             managing_institution: None,
+            unverified_id: None,
         }
     }
     fn today() -> NaiveDate {

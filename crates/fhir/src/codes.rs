@@ -5,6 +5,9 @@
 pub const BASE: &str = "https://yigong.org.cn/fhir";
 /// GB 11643 resident identity number (居民身份证号码).
 pub const SID_RESIDENT_ID: &str = "https://yigong.org.cn/fhir/sid/resident-id";
+/// A resident ID number as typed that fails its GB 11643 check: kept for look-up, never trusted.
+pub const SID_RESIDENT_ID_UNVERIFIED: &str =
+    "https://yigong.org.cn/fhir/sid/resident-id-unverified";
 /// Basic medical insurance number (医保号).
 pub const SID_INSURANCE: &str = "https://yigong.org.cn/fhir/sid/insurance-number";
 /// Household number (户号).

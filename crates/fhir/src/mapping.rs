@@ -80,6 +80,9 @@ pub fn patient(p: &Patient) -> Value {
             "system": SID_RESIDENT_ID, "value": rid.as_str()
         }));
     }
+    if let Some(raw) = &p.unverified_id {
+        ids.push(json!({ "use": "temp", "system": SID_RESIDENT_ID_UNVERIFIED, "value": raw }));
+    }
     if let Some(ins) = &p.insurance {
         ids.push(json!({ "use": "secondary", "system": SID_INSURANCE, "value": ins.number }));
     }

@@ -7,6 +7,7 @@
 
 mod auth;
 pub mod db;
+pub mod mpi;
 mod resources;
 mod stats;
 
@@ -48,6 +49,9 @@ pub enum StoreError {
     Forbidden(String),
     #[error("{0}")]
     Conflict(String),
+    /// A request the domain refuses as it stands → HTTP 422.
+    #[error("{0}")]
+    Invalid(String),
     #[error("数据库错误: {0}")]
     Database(String),
 }
@@ -165,10 +169,14 @@ pub struct Store {
     access_buf: Mutex<Vec<Access>>,
     /// Bearer tokens and session cookies already verified: hash → (user, expiry).
     credential_cache: RwLock<HashMap<String, (User, String)>>,
+    /// The master patient index's schema and model.
+    mpi: mpi::MpiEngine,
 }
 
 const SQLITE_SCHEMA: &str = include_str!("migrations/001_sqlite.sql");
 const POSTGRES_SCHEMA: &str = include_str!("migrations/001_postgres.sql");
+const SQLITE_MPI: &str = include_str!("migrations/002_mpi_sqlite.sql");
+const POSTGRES_MPI: &str = include_str!("migrations/002_mpi_postgres.sql");
 pub const SCHEMA_VERSION: i64 = 1;
 
 impl Store {
@@ -195,22 +203,24 @@ impl Store {
             db,
             access_buf: Mutex::new(Vec::new()),
             credential_cache: RwLock::new(HashMap::new()),
+            mpi: mpi::MpiEngine::new(None),
         };
         store.migrate()?;
+        store.load_mpi_model()?;
         Ok(store)
     }
 
     fn migrate(&self) -> Result<(), StoreError> {
-        let schema = match self.db.dialect() {
-            Dialect::Sqlite => SQLITE_SCHEMA,
-            Dialect::Postgres => POSTGRES_SCHEMA,
+        let schemas = match self.db.dialect() {
+            Dialect::Sqlite => [SQLITE_SCHEMA, SQLITE_MPI],
+            Dialect::Postgres => [POSTGRES_SCHEMA, POSTGRES_MPI],
         };
         self.db.write(|tx| {
             if tx.dialect() == Dialect::Postgres {
                 // Serialise concurrent migrations of the same database.
                 tx.exec("SELECT pg_advisory_xact_lock(7041)", &[])?;
             }
-            for stmt in split_sql(schema) {
+            for stmt in schemas.iter().flat_map(|s| split_sql(s)) {
                 tx.exec(&stmt, &[])?;
             }
             tx.exec(
@@ -248,6 +258,11 @@ impl Store {
     pub fn wipe_all(&self) -> Result<(), StoreError> {
         self.db.write(|tx| {
             for t in [
+                "mpi_merge",
+                "mpi_review",
+                "mpi_key",
+                "mpi_link",
+                "mpi_person",
                 "credentials",
                 "users",
                 "access_log",

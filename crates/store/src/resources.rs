@@ -223,6 +223,7 @@ impl Store {
         let now = now_string();
         let ctx = WriteCtx {
             actor,
+            mpi: Some(&self.mpi),
             now: &now,
             reason,
             audit_each: true,
@@ -253,6 +254,7 @@ impl Store {
         let now = now_string();
         let ctx = WriteCtx {
             actor,
+            mpi: None,
             now: &now,
             reason: None,
             audit_each: false,
@@ -614,6 +616,9 @@ fn content_of(body: &Value) -> Value {
 /// (bulk loads write one per batch instead).
 struct WriteCtx<'a> {
     actor: &'a Actor,
+    /// Set for ordinary writes: each Patient resolves in the index at once.
+    /// Bulk loads leave it unset and resolve in batch afterwards.
+    mpi: Option<&'a crate::mpi::MpiEngine>,
     now: &'a str,
     reason: Option<&'a str>,
     audit_each: bool,
@@ -628,6 +633,7 @@ fn write_doc(
 ) -> Result<WriteResult, StoreError> {
     let WriteCtx {
         actor,
+        mpi,
         now,
         reason,
         audit_each,
@@ -844,6 +850,9 @@ fn write_doc(
                 inst.clone().into(), comm.clone().into(), Val::Int(node.sub_centre as i64), Val::Int(node.lead as i64),
             ],
         )?;
+    }
+    if let (Some(engine), "Patient") = (mpi, doc.rtype.as_str()) {
+        crate::mpi::on_patient_write(tx, engine, actor, now, &doc.id, version, &doc.body)?;
     }
     if audit_each {
         let action = if existing.is_some() {

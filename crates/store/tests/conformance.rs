@@ -2,91 +2,10 @@
 //! `YIGONG_TEST_DATABASE_URL` is set (each test in its own schema).
 
 use serde_json::json;
-use std::sync::Arc;
 use yigong_store::*;
 
-struct Backend {
-    name: &'static str,
-    store: Arc<Store>,
-    _dir: Option<tempfile::TempDir>,
-    cleanup: Option<(String, String)>,
-}
-
-impl Drop for Backend {
-    fn drop(&mut self) {
-        if let Some((url, schema)) = &self.cleanup
-            && let Ok(mut c) =
-                r2d2_postgres::postgres::Client::connect(url, r2d2_postgres::postgres::NoTls)
-        {
-            let _ = c.batch_execute(&format!("DROP SCHEMA IF EXISTS {schema} CASCADE"));
-        }
-    }
-}
-
-fn backends() -> Vec<Backend> {
-    let dir = tempfile::tempdir().unwrap();
-    let mut v = vec![Backend {
-        name: "sqlite",
-        store: Arc::new(Store::open_sqlite_dir(dir.path()).unwrap()),
-        _dir: Some(dir),
-        cleanup: None,
-    }];
-    if let Ok(url) = std::env::var("YIGONG_TEST_DATABASE_URL") {
-        let schema = format!("t_{}", uuid_like());
-        let mut c = r2d2_postgres::postgres::Client::connect(&url, r2d2_postgres::postgres::NoTls)
-            .expect("PostgreSQL reachable");
-        c.batch_execute(&format!("CREATE SCHEMA {schema}")).unwrap();
-        let sep = if url.contains('?') { '&' } else { '?' };
-        let scoped = format!("{url}{sep}options=-c%20search_path%3D{schema}");
-        v.push(Backend {
-            name: "postgres",
-            store: Arc::new(Store::open_postgres(&scoped).unwrap()),
-            _dir: None,
-            cleanup: Some((url, schema)),
-        });
-    }
-    v
-}
-
-fn uuid_like() -> String {
-    uuid::Uuid::new_v4().simple().to_string()
-}
-
-fn admin() -> Actor {
-    Actor::system("tester")
-}
-
-fn org_doc(
-    id: &str,
-    name: &str,
-    kind: &str,
-    parent: Option<&str>,
-    institution: bool,
-    community: bool,
-) -> Doc {
-    Doc {
-        rtype: "Organization".into(),
-        id: id.into(),
-        body: json!({ "resourceType": "Organization", "name": name }),
-        org: parent.map(str::to_string),
-        patient: None,
-        date: None,
-        index: vec![("name".into(), name.into())],
-        refs: parent
-            .map(|p| vec![("Organization".to_string(), p.to_string())])
-            .unwrap_or_default(),
-        org_node: Some(OrgNode {
-            name: name.into(),
-            kind: Some(kind.into()),
-            tier: institution.then(|| "township".to_string()),
-            parent: parent.map(str::to_string),
-            is_institution: institution,
-            is_community: community,
-            sub_centre: false,
-            lead: false,
-        }),
-    }
-}
+mod common;
+use common::*;
 
 fn patient_doc(id: &str, name: &str, org: &str, birth: &str) -> Doc {
     Doc {
@@ -215,7 +134,16 @@ fn create_read_update_versions_and_history() {
                 .collect::<Vec<_>>(),
             vec![2, 1]
         );
-        let audit = s.audit_log(Some(("Patient", "p1")), 0, 10).unwrap();
+        let all = s.audit_log(Some(("Patient", "p1")), 0, 10).unwrap();
+        assert!(
+            all.iter().any(|e| e.action == "mpi-new"),
+            "{}: the index decision is audited too",
+            b.name
+        );
+        let audit: Vec<_> = all
+            .into_iter()
+            .filter(|e| !e.action.starts_with("mpi-"))
+            .collect();
         assert_eq!(audit.len(), 2, "{}: one audit row per write", b.name);
         assert_eq!(audit[0].action, "update");
         assert_eq!(audit[0].reason.as_deref(), Some("改出生日期"));

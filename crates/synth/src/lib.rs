@@ -3,6 +3,11 @@
 //! institutions, departments and practitioners, residents living in households,
 //! and one year of care.
 //!
+//! Like a real county, the demo county has duplicate patient records (about 8% of
+//! residents are registered a second time, with typing errors, at an institution
+//! they visit; see `duplicates.rs`), and [`registrations`] streams registrations
+//! with ground truth for measuring a master patient index.
+//!
 //! Same [`Params`], same county, byte for byte: every part draws from its own
 //! ChaCha8 stream derived from the seed (the staff one stream, each household
 //! another), nothing iterates a hash map and nothing reads the clock. Residents
@@ -22,19 +27,23 @@
 //!         patients += 1;
 //!     }
 //! });
-//! assert_eq!(summary.patients, 100);
-//! assert_eq!(patients, 100);
+//! assert_eq!(summary.patients, patients);
+//! assert_eq!(summary.patients - summary.duplicate_patients, 100);
 //! ```
 
 mod care;
 mod dist;
+mod duplicates;
 mod geography;
 mod names;
 mod people;
+pub mod registrations;
 mod staff;
+mod typos;
 
 pub use care::diagnosis_name;
 pub use geography::{COUNTY_CODE, COUNTY_ID, OUT_OF_COUNTY_ID, SUB_CENTRES};
+pub use registrations::{Registration, RegistrationSummary, registrations};
 
 use chrono::NaiveDate;
 use yigong_core::{Condition, Encounter, Organization, Patient, Practitioner};
@@ -42,6 +51,10 @@ use yigong_core::{Condition, Encounter, Organization, Patient, Practitioner};
 /// Random sub-stream tags.
 const STREAM_STAFF: u64 = 1;
 const STREAM_HOUSEHOLD: u64 = 2;
+/// Typing errors of later registrations (one stream per household).
+const STREAM_REGISTRATIONS: u64 = 3;
+/// Duplicate patient records of the demo county (one stream per household).
+const STREAM_DUPLICATES: u64 = 4;
 
 /// What to generate.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -68,7 +81,11 @@ pub enum Item {
 pub struct Summary {
     pub orgs: usize,
     pub practitioners: usize,
+    /// Patient records, duplicates included (residents = `patients -
+    /// duplicate_patients`).
     pub patients: usize,
+    /// Second records (`<id>-d1`) of residents registered again elsewhere.
+    pub duplicate_patients: usize,
     pub encounters: usize,
     pub conditions: usize,
 }
@@ -78,7 +95,9 @@ pub struct Summary {
 /// its children), then all practitioners, then patients, each patient immediately
 /// followed by its Conditions and Encounters (Encounter.patient / Condition.patient
 /// refer to that patient's id; encounter.institution / department / practitioner
-/// refer to already-emitted ids). Does not hold the residents in memory.
+/// refer to already-emitted ids). A resident's duplicate record, if any, comes
+/// right after the resident's items, followed by the encounters recorded under it.
+/// Does not hold the residents in memory.
 pub fn generate(params: &Params, sink: &mut dyn FnMut(Item)) {
     generate_counted(params, sink);
 }
@@ -106,10 +125,13 @@ pub fn generate_counted(params: &Params, sink: &mut dyn FnMut(Item)) -> Summary 
     let mut household: u64 = 0;
     while left > 0 {
         let mut rng = dist::substream(params.seed, STREAM_HOUSEHOLD, household);
+        let mut dup_rng = dist::substream(params.seed, STREAM_DUPLICATES, household);
         household += 1;
         for person in population.household(&mut rng, left) {
             left -= 1;
-            let (conditions, encounters) = model.year(&mut rng, &person, &mut counters);
+            let (conditions, mut encounters) = model.year(&mut rng, &person, &mut counters);
+            let duplicate =
+                duplicates::split(&mut dup_rng, &geo, &person, &mut encounters, params.as_of);
             summary.patients += 1;
             summary.conditions += conditions.len();
             summary.encounters += encounters.len();
@@ -119,6 +141,15 @@ pub fn generate_counted(params: &Params, sink: &mut dyn FnMut(Item)) -> Summary 
             }
             for e in encounters {
                 sink(Item::Encounter(e));
+            }
+            if let Some(d) = duplicate {
+                summary.patients += 1;
+                summary.duplicate_patients += 1;
+                summary.encounters += d.encounters.len();
+                sink(Item::Patient(d.patient));
+                for e in d.encounters {
+                    sink(Item::Encounter(e));
+                }
             }
         }
     }

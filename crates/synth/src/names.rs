@@ -240,6 +240,15 @@ pub fn given(rng: &mut impl Rng, sex: Sex, birth_year: i32, generation: Option<&
     }
 }
 
+/// Number of characters of the surname at the start of `name` (2 for the
+/// compound surnames of [`SURNAMES`], else 1).
+pub fn surname_len(name: &str) -> usize {
+    let compound = SURNAMES
+        .iter()
+        .any(|(s, _)| s.chars().count() == 2 && name.starts_with(s) && name.chars().count() > 2);
+    if compound { 2 } else { 1 }
+}
+
 /// A full name (surname + given name).
 pub fn full_name(rng: &mut impl Rng, sex: Sex, birth_year: i32) -> String {
     let s = surname(rng);

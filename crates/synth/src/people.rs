@@ -6,6 +6,11 @@
 //! three generations, and grandparents raising grandchildren (留守儿童). With the
 //! weights below the county has about 16-17% children under 15, about 22-23%
 //! people aged 60 and over, and a sex ratio of about 1.03.
+//!
+//! Some look-alikes that a master patient index must keep apart are built in:
+//! about 1.2% of births are twins (same household, address and birth date,
+//! adjacent ID sequence numbers, different given names), and children carry a
+//! guardian's phone number, as clerks record it.
 
 use crate::dist::pick;
 use crate::geography::{COUNTY_CODE, Geography};
@@ -121,12 +126,21 @@ pub struct Population<'a> {
     ids: IdRegistry,
 }
 
+/// Share of births that are twins (China: about 1.2-1.5% of deliveries).
+const TWIN_BIRTHS: f64 = 0.012;
+/// Share of twins of the same sex (identical twins plus half of the fraternal).
+const TWINS_SAME_SEX: f64 = 0.65;
+/// Share of children (under 18) whose record carries a guardian's phone.
+const CHILD_GUARDIAN_PHONE: f64 = 0.9;
+
 /// Someone about to be registered: age, sex, surname, optional given-name generation char.
 struct Draft {
     age: u32,
     sex: Sex,
     surname: &'static str,
     generation: Option<&'static str>,
+    /// Born on the same day as the draft just before (a twin).
+    twin: bool,
 }
 
 fn elder_age(rng: &mut impl Rng) -> u32 {
@@ -176,7 +190,16 @@ fn birth_date(rng: &mut impl Rng, age: u32, as_of: NaiveDate) -> NaiveDate {
     earliest + Duration::days(rng.random_range(0..=span))
 }
 
-fn phone(rng: &mut impl Rng) -> String {
+/// The other sex.
+pub fn opposite(sex: Sex) -> Sex {
+    match sex {
+        Sex::Male => Sex::Female,
+        Sex::Female => Sex::Male,
+    }
+}
+
+/// A mobile number.
+pub fn phone(rng: &mut impl Rng) -> String {
     format!(
         "{}{:08}",
         MOBILE_PREFIXES[rng.random_range(0..MOBILE_PREFIXES.len())],
@@ -203,6 +226,7 @@ impl<'a> Population<'a> {
             sex,
             surname,
             generation: None,
+            twin: false,
         };
         let mut m = vec![];
         match pick(rng, &SHAPES) {
@@ -287,6 +311,23 @@ impl<'a> Population<'a> {
                 }
             }
         }
+        // Some children are twins (the head is never a child; households stay at
+        // six members at most).
+        let mut i = 1;
+        while i < m.len() {
+            if m[i].age < 18 && m.len() < 6 && rng.random_bool(TWIN_BIRTHS) {
+                let sex = if rng.random_bool(TWINS_SAME_SEX) {
+                    m[i].sex
+                } else {
+                    opposite(m[i].sex)
+                };
+                let mut twin = d(m[i].age, sex, m[i].surname);
+                twin.twin = true;
+                m.insert(i + 1, twin);
+                i += 1;
+            }
+            i += 1;
+        }
         // Siblings of the same sex sometimes share a generation character (字辈).
         if rng.random_bool(0.35) {
             for sex in [Sex::Male, Sex::Female] {
@@ -344,25 +385,40 @@ impl<'a> Population<'a> {
         let managing = village.clinic.unwrap_or(township.centre);
         let managing = &geo.insts[managing].id;
 
-        let mut out = Vec::with_capacity(drafts.len());
+        let mut out: Vec<Person> = Vec::with_capacity(drafts.len());
+        // The first adult with a phone: the number clerks record for the children.
+        let mut guardian_phone: Option<String> = None;
         for dr in drafts {
             let number = self.next_patient;
             self.next_patient += 1;
-            let birth = birth_date(rng, dr.age, as_of);
+            // A twin shares the birth date and ID status of the sibling just before.
+            let sibling = out.last().map(|p| &p.patient).filter(|_| dr.twin);
+            let birth = match sibling {
+                Some(s) => s.birth_date,
+                None => birth_date(rng, dr.age, as_of),
+            };
             let missing_id = match dr.age {
-                0..=5 => 0.25,
+                0..=5 => 0.20,
                 6..=17 => 0.05,
                 18..=79 => 0.03,
-                _ => 0.08,
+                _ => 0.10,
             };
-            let resident_id = (!rng.random_bool(missing_id)).then(|| {
+            let has_id = match sibling {
+                Some(s) => s.resident_id.is_some(),
+                None => !rng.random_bool(missing_id),
+            };
+            let resident_id = has_id.then(|| {
                 let (division, code) = if dr.age >= 18 && rng.random_bool(0.04) {
                     let i = rng.random_range(0..OTHER_DIVISIONS.len());
                     (i, OTHER_DIVISIONS[i])
                 } else {
                     (usize::MAX, COUNTY_CODE)
                 };
-                let wanted = rng.random_range(0..1000u16);
+                // Twins are registered together: the next free sequence numbers.
+                let wanted = match sibling.and_then(|s| s.resident_id.as_ref()) {
+                    Some(id) => (id.as_str()[14..17].parse::<u16>().unwrap_or(0) + 1) % 1000,
+                    None => rng.random_range(0..1000u16),
+                };
                 let seq = self.ids.claim(division, birth, wanted, dr.sex);
                 ResidentId::compose(code, birth, seq)
             });
@@ -372,7 +428,17 @@ impl<'a> Population<'a> {
                 60..=79 => 0.62,
                 _ => 0.35,
             };
-            let phone = rng.random_bool(phone_share).then(|| phone(rng));
+            let phone = if dr.age < 18 {
+                guardian_phone
+                    .clone()
+                    .filter(|_| rng.random_bool(CHILD_GUARDIAN_PHONE))
+            } else {
+                let own = rng.random_bool(phone_share).then(|| phone(rng));
+                if guardian_phone.is_none() {
+                    guardian_phone.clone_from(&own);
+                }
+                own
+            };
             let scheme = if dr.age >= 18 {
                 pick(
                     rng,
@@ -390,7 +456,16 @@ impl<'a> Population<'a> {
                 number: format!("{COUNTY_CODE}{number:010}"),
                 year: as_of.year(),
             });
-            let given = names::given(rng, dr.sex, birth.year(), dr.generation);
+            let mut given = names::given(rng, dr.sex, birth.year(), dr.generation);
+            // Parents never give twins the same name.
+            if let Some(s) = sibling {
+                for _ in 0..20 {
+                    if s.name != format!("{}{given}", dr.surname) {
+                        break;
+                    }
+                    given = names::given(rng, dr.sex, birth.year(), dr.generation);
+                }
+            }
             out.push(Person {
                 patient: Patient {
                     id: format!("pat-{number:07}"),
@@ -404,6 +479,7 @@ impl<'a> Population<'a> {
                     address: Some(address.clone()),
                     insurance,
                     managing_institution: Some(managing.clone()),
+                    unverified_id: None,
                 },
                 age: dr.age,
                 village: v,

@@ -65,10 +65,14 @@ fn same_params_same_county_byte_for_byte() {
 #[test]
 fn summary_counts_what_was_emitted() {
     let mut counts = [0usize; 5];
+    let mut duplicates = 0;
     let s = generate_counted(&params(800, 3), &mut |i| match i {
         Item::Org(_) => counts[0] += 1,
         Item::Practitioner(_) => counts[1] += 1,
-        Item::Patient(_) => counts[2] += 1,
+        Item::Patient(p) => {
+            counts[2] += 1;
+            duplicates += usize::from(p.id.ends_with("-d1"));
+        }
         Item::Encounter(_) => counts[3] += 1,
         Item::Condition(_) => counts[4] += 1,
     });
@@ -82,7 +86,10 @@ fn summary_counts_what_was_emitted() {
         ],
         counts
     );
-    assert_eq!(s.patients, 800);
+    // `patients` counts every Patient record; 800 residents, some registered twice.
+    assert_eq!(s.duplicate_patients, duplicates);
+    assert_eq!(s.patients - s.duplicate_patients, 800);
+    assert!((30..=110).contains(&duplicates), "{duplicates} duplicates");
     let none = generate_counted(&params(0, 3), &mut |_| {});
     assert_eq!(none.patients, 0);
     assert_eq!(none.orgs, s.orgs);
@@ -99,6 +106,9 @@ fn every_item_is_valid_ordered_and_references_resolve() {
     let mut resident_ids = HashSet::new();
     let (mut patients, mut practitioners) = (HashSet::new(), HashSet::new());
     let mut current_patient = String::new();
+    // The resident whose items are being emitted, and their record.
+    let mut current_resident: Option<yigong_core::Patient> = None;
+    let (mut duplicates, mut unverified, mut split_records) = (0, 0, HashSet::new());
     let mut phase = 0;
     let mut org_group = 0;
     let id_ok = |id: &str| {
@@ -157,18 +167,45 @@ fn every_item_is_valid_ordered_and_references_resolve() {
                     .unwrap_or_else(|e| panic!("{}: {e}", pt.id));
                 assert!(id_ok(&pt.id));
                 let m = pt.managing_institution.as_ref().unwrap();
-                assert!(matches!(
-                    kinds[m],
-                    OrgKind::VillageClinic | OrgKind::TownshipCentre | OrgKind::CommunityCentre
-                ));
                 if let Some(id) = &pt.resident_id {
                     assert_eq!(id.birth_date(), Some(pt.birth_date));
                     assert_eq!(id.sex(), pt.sex);
-                    assert!(resident_ids.insert(id.clone()), "duplicate ID {id}");
                 }
-                let village = pt.village.as_ref().unwrap();
-                assert_eq!(village.len(), 12);
-                assert!(pt.address.as_ref().unwrap().starts_with("四川省泸州市泸县"));
+                if let Some(original) = pt.id.strip_suffix("-d1") {
+                    // A second record of the resident just emitted, registered at
+                    // another institution of the county; it may repeat the
+                    // resident's ID but no one else's.
+                    let resident = current_resident.as_ref().expect("follows its resident");
+                    assert_eq!(resident.id, original);
+                    assert_ne!(Some(m), resident.managing_institution.as_ref());
+                    assert!(kinds[m].is_institution() && kinds[m] != OrgKind::External);
+                    if let Some(id) = &pt.resident_id {
+                        assert_eq!(Some(id), resident.resident_id.as_ref(), "{}", pt.id);
+                    }
+                    if let Some(raw) = &pt.unverified_id {
+                        assert_eq!(
+                            yigong_core::ResidentId::parse(raw).unwrap_err().code(),
+                            "resident-id-checksum"
+                        );
+                        assert!(pt.resident_id.is_none());
+                        unverified += 1;
+                    }
+                    assert!(pt.household.is_none());
+                    duplicates += 1;
+                } else {
+                    assert!(matches!(
+                        kinds[m],
+                        OrgKind::VillageClinic | OrgKind::TownshipCentre | OrgKind::CommunityCentre
+                    ));
+                    if let Some(id) = &pt.resident_id {
+                        assert!(resident_ids.insert(id.clone()), "duplicate ID {id}");
+                    }
+                    assert!(pt.unverified_id.is_none());
+                    let village = pt.village.as_ref().unwrap();
+                    assert_eq!(village.len(), 12);
+                    assert!(pt.address.as_ref().unwrap().starts_with("四川省泸州市泸县"));
+                    current_resident = Some(pt.clone());
+                }
                 assert!(ids.insert(pt.id.clone()), "duplicate {}", pt.id);
                 patients.insert(pt.id.clone());
                 current_patient = pt.id.clone();
@@ -207,6 +244,9 @@ fn every_item_is_valid_ordered_and_references_resolve() {
                 assert!((480..1050).contains(&minutes), "{} at {local}", e.id);
                 assert!(!e.diagnoses.is_empty());
                 assert!(ids.insert(e.id.clone()), "duplicate {}", e.id);
+                if e.patient.ends_with("-d1") {
+                    split_records.insert(e.patient.clone());
+                }
             }
             Item::Condition(c) => {
                 c.validate(today).unwrap();
@@ -217,7 +257,16 @@ fn every_item_is_valid_ordered_and_references_resolve() {
             }
         }
     }
-    assert_eq!(patients.len(), 5_000);
+    assert_eq!(patients.len() - duplicates, 5_000);
+    // About 8% of residents have a second record; some of those hold part of the
+    // resident's encounters, and some carry an ID whose check character fails.
+    assert!((300..=520).contains(&duplicates), "{duplicates} duplicates");
+    assert!(
+        split_records.len() * 3 > duplicates,
+        "{} split",
+        split_records.len()
+    );
+    assert!(unverified > 0);
 }
 
 #[test]
@@ -383,12 +432,15 @@ fn care_lands_in_realistic_ranges() {
             }
         })
         .collect();
+    // Care is counted per resident: a duplicate record (`<id>-d1`) stands for the
+    // resident it duplicates.
+    let resident = |id: &str| id.strip_suffix("-d1").unwrap_or(id).to_string();
     let mut ages: HashMap<String, u32> = HashMap::new();
     let mut chronic: HashMap<String, Vec<String>> = HashMap::new();
     let mut encounters = vec![];
     for i in &items {
         match i {
-            Item::Patient(p) => {
+            Item::Patient(p) if !p.id.ends_with("-d1") => {
                 ages.insert(p.id.clone(), p.age_on(as_of));
             }
             Item::Condition(c) => {
@@ -440,7 +492,7 @@ fn care_lands_in_realistic_ranges() {
         .iter()
         .filter(|e| e.class == EncounterClass::Inpatient)
         .collect();
-    let admitted: HashSet<_> = admissions.iter().map(|e| &e.patient).collect();
+    let admitted: HashSet<_> = admissions.iter().map(|e| resident(&e.patient)).collect();
     let admission_rate = share(admitted.len(), n as usize);
     let in_county_admissions = share(
         admissions.iter().filter(|e| e.in_county).count(),
@@ -515,7 +567,7 @@ fn care_lands_in_realistic_ranges() {
         })
         .collect();
     for e in &encounters {
-        let p = &patients[&e.patient];
+        let p = &patients[&resident(&e.patient)];
         for d in &e.diagnoses {
             if d.chapter() == 'O' {
                 assert_eq!(p.sex, yigong_core::Sex::Female);

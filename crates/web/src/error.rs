@@ -28,6 +28,7 @@ impl From<StoreError> for ApiError {
             }
             StoreError::Forbidden(_) => Issue::new(403, "forbidden", "out-of-scope", zh),
             StoreError::Conflict(_) => Issue::new(409, "conflict", "conflict", zh),
+            StoreError::Invalid(_) => Issue::new(422, "business-rule", "refused", zh),
             StoreError::Database(_) => {
                 tracing::error!("database error: {zh}");
                 Issue::new(500, "exception", "database", "服务器内部错误,请稍后重试")

@@ -113,6 +113,7 @@ fn emitted_json_validates_as_fhir_r4() {
             year: 2026,
         }),
         managing_institution: Some("t1".into()),
+        unverified_id: None,
     };
     let r = s.put(
         &doc,
