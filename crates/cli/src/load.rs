@@ -100,11 +100,20 @@ pub fn generate_into(
         n += len;
         bar.inc(len as u64);
     }
-    store.set_bulk_load(false)?;
     producer
         .join()
         .map_err(|_| anyhow::anyhow!("生成线程崩溃"))??;
     bar.finish_and_clear();
+    // Bulk loads skip the per-record index; resolve everyone at once (this also
+    // trains the matching model on the county's own registrations).
+    let mpi = store.mpi_resolve_pending(&actor)?;
+    store.set_bulk_load(false)?;
+    if progress {
+        println!(
+            "主索引:{} 条登记 → {} 人(自动关联 {} 条,待人工复核 {} 对)",
+            mpi.patients, mpi.persons, mpi.auto_links, mpi.reviews
+        );
+    }
     Ok((n, started.elapsed().as_secs_f64()))
 }
 
@@ -323,6 +332,8 @@ pub fn import_files(store: &Store, files: &[PathBuf]) -> Result<usize> {
         bar.inc(len);
     }
     bar.finish_and_clear();
+    // NDJSON batches bypass the per-record index; link what they brought.
+    store.mpi_resolve_pending(&actor)?;
     Ok(n)
 }
 

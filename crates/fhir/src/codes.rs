@@ -5,6 +5,10 @@
 pub const BASE: &str = "https://yigong.org.cn/fhir";
 /// GB 11643 resident identity number (居民身份证号码).
 pub const SID_RESIDENT_ID: &str = "https://yigong.org.cn/fhir/sid/resident-id";
+/// Electronic health card number (电子健康卡号) of a master person.
+pub const SID_HEALTH_CARD: &str = "https://yigong.org.cn/fhir/sid/health-card";
+/// Tags on records whose identity is not verified.
+pub const CS_IDENTITY_STATUS: &str = "https://yigong.org.cn/fhir/CodeSystem/identity-status";
 /// A resident ID number as typed that fails its GB 11643 check: kept for look-up, never trusted.
 pub const SID_RESIDENT_ID_UNVERIFIED: &str =
     "https://yigong.org.cn/fhir/sid/resident-id-unverified";

@@ -762,3 +762,72 @@ mod tests {
         assert_eq!(normalize_date("2026-13-01"), None);
     }
 }
+
+/// Tag on a Patient registered with a resident ID that fails its check digit.
+pub const TAG_IDENTITY_UNVERIFIED: &str = "identity-unverified";
+
+/// A clinic must still see a patient whose ID card number was mistyped: a
+/// resident ID failing only its GB 11643 check digit is kept under the
+/// unverified system (never trusted for linking) and the record is tagged.
+/// Returns the Chinese warning when that happened.
+pub fn demote_unverified_ids(v: &mut Value) -> Option<String> {
+    let ids = v.get_mut("identifier")?.as_array_mut()?;
+    let mut demoted = vec![];
+    for id in ids.iter_mut() {
+        if id.get("system").and_then(Value::as_str) != Some(SID_RESIDENT_ID) {
+            continue;
+        }
+        let raw = id.get("value").and_then(Value::as_str).unwrap_or("");
+        if let Err(yigong_core::DomainError::Invalid {
+            code: "resident-id-checksum",
+            ..
+        }) = ResidentId::parse(raw)
+        {
+            demoted.push(raw.to_string());
+            id["system"] = Value::String(SID_RESIDENT_ID_UNVERIFIED.into());
+            id["use"] = Value::String("temp".into());
+        }
+    }
+    if demoted.is_empty() {
+        return None;
+    }
+    let warning = format!(
+        "身份证号 {} 校验位错误,已按“身份未核验”登记,不会据此与他人的档案关联;请核对证件后更正",
+        demoted.join("、")
+    );
+    let meta = v
+        .as_object_mut()?
+        .entry("meta")
+        .or_insert_with(|| serde_json::json!({}));
+    if let Some(m) = meta.as_object_mut() {
+        let tags = m.entry("tag").or_insert_with(|| serde_json::json!([]));
+        if let Some(t) = tags.as_array_mut()
+            && !t.iter().any(|x| x["code"] == TAG_IDENTITY_UNVERIFIED)
+        {
+            t.push(serde_json::json!({
+                "system": CS_IDENTITY_STATUS,
+                "code": TAG_IDENTITY_UNVERIFIED,
+                "display": warning,
+            }));
+        }
+    }
+    Some(warning)
+}
+
+#[cfg(test)]
+mod unverified_tests {
+    use super::*;
+
+    #[test]
+    fn a_bad_check_digit_is_demoted_and_tagged() {
+        let mut p = serde_json::json!({"resourceType": "Patient", "identifier": [
+            {"system": SID_RESIDENT_ID, "value": "510521199001011233"}]});
+        let w = demote_unverified_ids(&mut p).expect("warned");
+        assert!(w.contains("校验位"));
+        assert_eq!(p["identifier"][0]["system"], SID_RESIDENT_ID_UNVERIFIED);
+        assert_eq!(p["meta"]["tag"][0]["code"], TAG_IDENTITY_UNVERIFIED);
+        let mut ok = serde_json::json!({"resourceType": "Patient", "identifier": [
+            {"system": SID_RESIDENT_ID, "value": "510521199001011239"}]});
+        assert!(demote_unverified_ids(&mut ok).is_none());
+    }
+}

@@ -325,6 +325,7 @@ fn verified_id(golden: &Value) -> Option<&str> {
     }
 }
 
+#[allow(clippy::too_many_arguments)]
 fn audit(
     tx: &mut dyn Sql,
     actor: &Actor,
@@ -600,14 +601,19 @@ pub(crate) fn on_patient_write(
             continue;
         }
         let other_version = patient_version(tx, &c.patient)?;
+        // Stored as (smaller id, larger id); the explanation's sides follow.
+        let mut explanation = c.explanation.clone();
         let (a, b, av, bv) = if c.patient.as_str() < patient {
+            for f in &mut explanation.fields {
+                std::mem::swap(&mut f.a, &mut f.b);
+            }
             (c.patient.as_str(), patient, other_version, version)
         } else {
             (patient, c.patient.as_str(), version, other_version)
         };
         tx.exec(
             "INSERT INTO mpi_review (a, b, probability, explanation, a_version, b_version, status, created) VALUES (?, ?, ?, ?, ?, ?, 'open', ?) ON CONFLICT (a, b) DO NOTHING",
-            &[a.into(), b.into(), ppm(c.probability), serde_json::to_string(&c.explanation).unwrap_or_default().into(), Val::Int(av), Val::Int(bv), now.into()],
+            &[a.into(), b.into(), ppm(c.probability), serde_json::to_string(&explanation).unwrap_or_default().into(), Val::Int(av), Val::Int(bv), now.into()],
         )?;
     }
     let reason = match probability {

@@ -23,6 +23,8 @@ pub fn routes() -> Router<AppState> {
             "/fhir",
             axum::routing::post(transaction).layer(DefaultBodyLimit::max(256 * 1024 * 1024)),
         )
+        .route("/fhir/Patient/$match", axum::routing::post(patient_match))
+        .route("/fhir/Person/{id}", get(person_read))
         .route("/fhir/{rtype}", get(search).post(create))
         .route("/fhir/{rtype}/{id}", get(read).put(update))
         .route("/fhir/{rtype}/{id}/{op}", get(instance_operation))
@@ -319,4 +321,83 @@ async fn everything(
         links: vec![],
     };
     Ok(fhir_response(StatusCode::OK, page.to_json()))
+}
+
+/// `POST /fhir/Patient/$match` (FHIR R4 Patient-match): Parameters with
+/// `resource` (a Patient), optional `count` and `onlyCertainMatches`; answers
+/// a searchset Bundle scored by the master patient index.
+async fn patient_match(
+    State(st): State<AppState>,
+    p: Principal,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let params = parse_body(&body)?;
+    if params["resourceType"] != "Parameters" {
+        return Err(Issue::invalid(
+            "match-parameters",
+            "请求体应为 Parameters 资源,含 resource 参数(Patient)",
+        )
+        .into());
+    }
+    let find = |name: &str| {
+        params["parameter"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|x| x["name"] == name)
+            .cloned()
+    };
+    let patient = find("resource")
+        .map(|x| x["resource"].clone())
+        .filter(|r| r["resourceType"] == "Patient")
+        .ok_or_else(|| {
+            Issue::invalid("match-resource", "缺少 resource 参数,或其不是 Patient 资源")
+        })?;
+    let count = find("count")
+        .and_then(|x| x["valueInteger"].as_u64())
+        .unwrap_or(10)
+        .clamp(1, 100) as usize;
+    let only_certain = find("onlyCertainMatches")
+        .and_then(|x| x["valueBoolean"].as_bool())
+        .unwrap_or(false);
+    let base = base_url(&headers);
+    let found = blocking(move || st.svc.match_patient(&p, &patient, count, only_certain)).await?;
+    let entries: Vec<Value> = found
+        .into_iter()
+        .map(|(s, c)| {
+            let grade = match c.decision {
+                yigong_empi::Decision::Link => "certain",
+                yigong_empi::Decision::Review if c.probability >= 0.9 => "probable",
+                _ => "possible",
+            };
+            serde_json::json!({
+                "fullUrl": format!("{base}/Patient/{}", s.id),
+                "resource": serde_json::from_str::<Value>(&s.body).unwrap_or(Value::Null),
+                "search": {
+                    "extension": [{ "url": "http://hl7.org/fhir/StructureDefinition/match-grade", "valueCode": grade }],
+                    "mode": "match",
+                    "score": (c.probability * 10_000.0).round() / 10_000.0
+                }
+            })
+        })
+        .collect();
+    let bundle = serde_json::json!({
+        "resourceType": "Bundle",
+        "type": "searchset",
+        "total": entries.len(),
+        "entry": entries,
+    });
+    Ok(fhir_response(StatusCode::OK, bundle.to_string()))
+}
+
+/// `GET /fhir/Person/{id}`: the master person.
+async fn person_read(
+    State(st): State<AppState>,
+    _p: Principal,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    check_id(&id)?;
+    let v = blocking(move || st.svc.person(&id)).await?;
+    Ok(fhir_response(StatusCode::OK, v.to_string()))
 }

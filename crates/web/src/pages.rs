@@ -33,6 +33,14 @@ pub fn templates() -> Environment<'static> {
         ),
         ("patient.html", include_str!("../templates/patient.html")),
         ("audit.html", include_str!("../templates/audit.html")),
+        (
+            "mpi_reviews.html",
+            include_str!("../templates/mpi_reviews.html"),
+        ),
+        (
+            "mpi_person.html",
+            include_str!("../templates/mpi_person.html"),
+        ),
         ("error.html", include_str!("../templates/error.html")),
     ] {
         env.add_template(name, src).expect("template parses");
@@ -49,6 +57,7 @@ pub fn routes() -> Router<AppState> {
         .route("/patients", get(patients))
         .route("/patients/{id}", get(patient))
         .route("/audit", get(audit))
+        .merge(mpi::routes())
         .route("/static/{file}", get(asset))
 }
 
@@ -702,3 +711,5 @@ async fn audit(State(st): State<AppState>, Query(aq): Query<AuditQuery>, req: Re
         context! { title => "审计日志", nav => "audit", user => user_ctx(&st, &p), rows => rows, page => page, more => more, count => count },
     )
 }
+
+mod mpi;

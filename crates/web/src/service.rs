@@ -39,6 +39,10 @@ pub fn prepare(
     body: Value,
     exclude_refs: Option<&HashSet<(String, String)>>,
 ) -> Result<Doc, Issue> {
+    let mut body = body;
+    if rtype == "Patient" {
+        yigong_fhir::extract::demote_unverified_ids(&mut body);
+    }
     let ex = check_and_extract(rtype, &body, now())?;
     let refs = ex
         .refs
@@ -265,18 +269,82 @@ impl Service {
             .map_err(store_issue)
     }
 
-    /// Everything about one patient: the Patient and its compartment.
+    /// The lifelong record: the Patient asked for, the other records of the
+    /// same master person, and every record in their compartments, from every
+    /// institution (one person, one file). The entry record must be in the
+    /// reader's scope; reads of records held by other institutions are logged
+    /// so the resident can see who looked.
     pub fn everything(&self, p: &Principal, id: &str) -> Result<Vec<Stored>, Issue> {
         let patient = self.read(p, "Patient", id)?;
+        let linked = self.store.mpi_linked_patients(id).map_err(store_issue)?;
         let mut all = vec![patient];
-        all.extend(
-            self.store
-                .patient_compartment(id, 10_000)
+        for pid in &linked {
+            if pid != id
+                && let Some(s) = self.store.read("Patient", pid).map_err(store_issue)?
+            {
+                self.log_read(p, &s);
+                all.push(s);
+            }
+            for s in self
+                .store
+                .patient_compartment(pid, 10_000)
                 .map_err(store_issue)?
                 .into_iter()
-                .filter(|s| s.rtype != "Patient"),
-        );
+                .filter(|s| s.rtype != "Patient")
+            {
+                if !s.visible_to(&p.0.scope) {
+                    self.log_read(p, &s);
+                }
+                all.push(s);
+            }
+        }
         Ok(all)
+    }
+
+    /// `Patient/$match`: candidate records scored against a registration, each
+    /// with its stored Patient. Matches outside the reader's scope are returned
+    /// (a desk must find a resident registered elsewhere) and logged.
+    pub fn match_patient(
+        &self,
+        p: &Principal,
+        patient: &Value,
+        count: usize,
+        only_certain: bool,
+    ) -> Result<Vec<(Stored, yigong_store::mpi::MatchCandidate)>, Issue> {
+        let cands = self.store.mpi_match(patient).map_err(store_issue)?;
+        let mut out = vec![];
+        let mut seen = HashSet::new();
+        for c in cands {
+            if out.len() >= count {
+                break;
+            }
+            if c.probability < self.store.mpi().model().review
+                || (only_certain && c.decision != yigong_empi::Decision::Link)
+                || !seen.insert(c.patient.clone())
+            {
+                continue;
+            }
+            if let Some(s) = self
+                .store
+                .read("Patient", &c.patient)
+                .map_err(store_issue)?
+            {
+                self.log_read(p, &s);
+                out.push((s, c));
+            }
+        }
+        Ok(out)
+    }
+
+    /// The master person as a FHIR Person, linking its Patient records.
+    pub fn person(&self, id: &str) -> Result<Value, Issue> {
+        let person = self
+            .store
+            .mpi_person(id)
+            .map_err(store_issue)?
+            .ok_or_else(|| Issue::not_found(format!("Person/{id} 不存在")))?;
+        let members = self.store.mpi_members(id).map_err(store_issue)?;
+        Ok(person_resource(&person, &members))
     }
 
     pub fn create(
@@ -445,4 +513,45 @@ pub fn store_issue(e: StoreError) -> Issue {
 /// Imports one Bundle (transaction, batch or collection) as a single transaction.
 pub fn import_bundle(store: &Store, actor: &Actor, bundle: Value) -> Result<usize, Issue> {
     run_transaction(store, actor, None, bundle, "", false).map(|(_, n)| n)
+}
+
+/// The FHIR Person of a master person: golden record, health card, and a
+/// link to each Patient record with how sure the index is (manual merges are
+/// level 4, automatic links level 3, the founding record level 4 too).
+pub fn person_resource(
+    person: &yigong_store::mpi::Person,
+    members: &[yigong_store::mpi::Member],
+) -> Value {
+    let g = &person.golden;
+    let mut ids = vec![serde_json::json!({
+        "use": "official", "system": yigong_fhir::codes::SID_HEALTH_CARD, "value": person.card
+    })];
+    if let (Some(rid), Some(true)) = (
+        g["resident_id"].as_str(),
+        g["resident_id_verified"].as_bool(),
+    ) {
+        ids.push(serde_json::json!({ "use": "official", "system": yigong_fhir::codes::SID_RESIDENT_ID, "value": rid }));
+    }
+    let mut v = serde_json::json!({
+        "resourceType": "Person",
+        "id": person.id,
+        "meta": { "versionId": person.version.to_string(), "lastUpdated": person.updated },
+        "identifier": ids,
+        "active": person.status == "active",
+        "name": [{ "use": "official", "text": g["name"] }],
+        "link": members.iter().map(|m| serde_json::json!({
+            "target": { "reference": format!("Patient/{}", m.patient) },
+            "assurance": if m.method == "auto" { "level3" } else { "level4" }
+        })).collect::<Vec<_>>(),
+    });
+    if let Some(sex) = g["sex"].as_str() {
+        v["gender"] = Value::String(sex.into());
+    }
+    if let Some(b) = g["birth_date"].as_str() {
+        v["birthDate"] = Value::String(b.into());
+    }
+    if let Some(ph) = g["phone"].as_str() {
+        v["telecom"] = serde_json::json!([{ "system": "phone", "value": ph }]);
+    }
+    v
 }

@@ -1,0 +1,220 @@
+//! One person, one file through the API and the steward pages: registration
+//! through the index, unverified IDs, $match, Person, the lifelong record
+//! across institutions, the review queue, merge, undo and the health card.
+
+mod common;
+use common::*;
+use serde_json::{Value, json};
+
+fn form(s: &TestServer, token: &str, path: &str, body: &str) -> (u16, String) {
+    let mut r = s
+        .agent
+        .post(s.url(path))
+        .header("Authorization", format!("Bearer {token}"))
+        .header("Content-Type", "application/x-www-form-urlencoded")
+        .send(body)
+        .unwrap();
+    (
+        r.status().as_u16(),
+        r.body_mut().read_to_string().unwrap_or_default(),
+    )
+}
+
+fn html(s: &TestServer, token: &str, path: &str) -> (u16, String) {
+    let mut r = s
+        .agent
+        .get(s.url(path))
+        .header("Authorization", format!("Bearer {token}"))
+        .call()
+        .unwrap();
+    (
+        r.status().as_u16(),
+        r.body_mut().read_to_string().unwrap_or_default(),
+    )
+}
+
+#[test]
+fn one_person_across_two_institutions() {
+    let s = TestServer::start();
+    seed_county(&s);
+    let (doc1, doc2, admin) = (s.token("doc1"), s.token("doc2"), s.token("admin"));
+    let mut a = patient("t1");
+    a["id"] = json!("pa");
+    assert_eq!(
+        s.put(&doc1, "/fhir/Patient/pa", &a.to_string(), None)
+            .status,
+        201
+    );
+    let mut e = encounter("pa", "t1");
+    e["id"] = json!("ea");
+    assert_eq!(
+        s.put(&doc1, "/fhir/Encounter/ea", &e.to_string(), None)
+            .status,
+        201
+    );
+
+    // The other community's centre registers her again: a homophone, no phone.
+    let mut b = patient("t2");
+    b["id"] = json!("pb");
+    b["name"] = json!([{ "text": "王小红" }]);
+    b.as_object_mut().unwrap().remove("telecom");
+    assert_eq!(
+        s.put(&doc2, "/fhir/Patient/pb", &b.to_string(), None)
+            .status,
+        201
+    );
+    let pa = s.store.mpi_person_of("pa").unwrap().unwrap();
+    assert_eq!(s.store.mpi_person_of("pb").unwrap().unwrap().id, pa.id);
+
+    // Her lifelong record at t2 includes what t1 recorded, and t1's record is
+    // logged as read from outside.
+    let all = s.get(&doc2, "/fhir/Patient/pb/$everything").json();
+    let ids: Vec<&str> = all["entry"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|e| e["resource"]["id"].as_str())
+        .collect();
+    assert!(ids.contains(&"pa") && ids.contains(&"ea"), "{ids:?}");
+    s.store.flush_access_log().unwrap();
+    let seen = s.store.access_history("pa", 10).unwrap();
+    assert!(
+        seen.iter().any(|x| x.actor == "doc2"),
+        "who looked at my record: {seen:?}"
+    );
+
+    // $match, standard operation: scored searchset.
+    let q = json!({ "resourceType": "Parameters", "parameter": [
+        { "name": "resource", "resource": { "resourceType": "Patient", "name": [{ "text": "王晓红" }], "gender": "female", "birthDate": "1949-12-31" } },
+        { "name": "count", "valueInteger": 5 }
+    ]});
+    let m = s.post(&doc1, "/fhir/Patient/$match", &q.to_string());
+    assert_eq!(m.status, 200, "{}", m.text);
+    let m = m.json();
+    assert_eq!(m["type"], "searchset");
+    let first = &m["entry"][0];
+    assert_eq!(first["search"]["mode"], "match");
+    assert!(first["search"]["score"].as_f64().unwrap() > 0.9);
+    let bad = s.post(
+        &doc1,
+        "/fhir/Patient/$match",
+        r#"{"resourceType":"Parameters"}"#,
+    );
+    assert_eq!(bad.status, 400);
+    assert!(bad.text.contains("resource"));
+
+    // The master person as FHIR Person.
+    let person = s.get(&doc1, &format!("/fhir/Person/{}", pa.id));
+    assert_eq!(person.status, 200);
+    let person = person.json();
+    assert_eq!(person["link"].as_array().unwrap().len(), 2);
+    assert_eq!(person["identifier"][0]["value"], pa.card);
+
+    // The person page with the health card, and look-up by card.
+    let (st, page) = html(&s, &admin, &format!("/mpi/persons/{}", pa.id));
+    assert_eq!(st, 200);
+    assert!(page.contains("<svg") && page.contains(&pa.card) && page.contains("自动关联"));
+    let (st, _) = html(&s, &admin, &format!("/card?no={}", pa.card));
+    assert_eq!(st, 303, "redirected to the person");
+    let (st, page) = html(&s, &admin, "/card?no=123");
+    assert_eq!(st, 400);
+    assert!(page.contains("18位"));
+}
+
+#[test]
+fn a_bad_check_digit_registers_as_unverified() {
+    let s = TestServer::start();
+    seed_county(&s);
+    let doc1 = s.token("doc1");
+    let mut p = patient("t1");
+    p["id"] = json!("pu");
+    p["identifier"][0]["value"] = json!("110105194912310021");
+    let r = s.put(&doc1, "/fhir/Patient/pu", &p.to_string(), None);
+    assert_eq!(r.status, 201, "{}", r.text);
+    let v: Value = r.json();
+    assert_eq!(
+        v["identifier"][0]["system"],
+        "https://yigong.org.cn/fhir/sid/resident-id-unverified"
+    );
+    assert!(
+        v["meta"]["tag"][0]["display"]
+            .as_str()
+            .unwrap()
+            .contains("校验位错误")
+    );
+}
+
+#[test]
+fn stewards_review_merge_and_undo() {
+    let s = TestServer::start();
+    seed_county(&s);
+    let (doc1, admin) = (s.token("doc1"), s.token("admin"));
+    // Twins without IDs: same household phone and birth date, different names.
+    for (id, name) in [("k1", "陈欣怡"), ("k2", "陈雨涵")] {
+        let k = json!({ "resourceType": "Patient", "id": id, "name": [{ "text": name }], "gender": "female",
+            "birthDate": "2019-05-06", "telecom": [{ "system": "phone", "value": "13512340000" }],
+            "managingOrganization": { "reference": "Organization/t1" } });
+        assert_eq!(
+            s.put(&doc1, &format!("/fhir/Patient/{id}"), &k.to_string(), None)
+                .status,
+            201
+        );
+    }
+    let (st, _) = html(&s, &doc1, "/mpi");
+    assert_eq!(st, 403, "clinicians do not steward the index");
+    let (st, page) = html(&s, &admin, "/mpi");
+    assert_eq!(st, 200);
+    assert!(
+        page.contains("欣怡") && page.contains("雨涵") && page.contains("同户相关信息折算"),
+        "{}",
+        &page[page.find("<main>").unwrap_or(0)..]
+    );
+    let item = s.store.mpi_reviews("open", 5).unwrap().remove(0);
+    let (x, y) = (
+        s.store.mpi_person_of("k1").unwrap().unwrap(),
+        s.store.mpi_person_of("k2").unwrap().unwrap(),
+    );
+    // A stale form (versions older than now) is refused and changes nothing.
+    let before = s.snapshot();
+    let (st, page) = form(
+        &s,
+        &admin,
+        &format!("/mpi/reviews/{}/merge", item.id),
+        &format!(
+            "survivor={}&survivor_version=0&merged={}&merged_version=0",
+            x.id, y.id
+        ),
+    );
+    assert_eq!(st, 409);
+    assert!(page.contains("过期"));
+    assert_eq!(s.snapshot(), before);
+    let (st, _) = form(
+        &s,
+        &admin,
+        &format!("/mpi/reviews/{}/merge", item.id),
+        &format!(
+            "survivor={}&survivor_version={}&merged={}&merged_version={}",
+            x.id, x.version, y.id, y.version
+        ),
+    );
+    assert_eq!(st, 303, "redirected to the surviving person");
+    assert_eq!(s.store.mpi_person_of("k2").unwrap().unwrap().id, x.id);
+    let merge = s.store.mpi_merges(&x.id).unwrap().remove(0);
+    let (st, _) = form(
+        &s,
+        &admin,
+        &format!("/mpi/merges/{}/undo", merge.id),
+        &format!("survivor={}", x.id),
+    );
+    assert_eq!(st, 303);
+    assert_eq!(
+        s.store.mpi_person_of("k2").unwrap().unwrap().id,
+        y.id,
+        "undo restores the person"
+    );
+    assert_eq!(
+        s.store.mpi_reviews("open", 5).unwrap().len(),
+        1,
+        "and the question is open again"
+    );
+}
