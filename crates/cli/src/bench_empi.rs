@@ -103,38 +103,6 @@ fn synthetic(target: usize, seed: u64) -> Result<()> {
     let resolved = t2.elapsed().as_secs_f64();
     let total = t.elapsed().as_secs_f64();
     let acc = yigong_empi::cluster_accuracy(&res.labels, &truth);
-    if std::env::var("DEBUG_FP").is_ok() {
-        for p in res
-            .links()
-            .filter(|p| truth[p.a as usize] != truth[p.b as usize])
-            .take(10)
-        {
-            let e = res
-                .model
-                .explain(&schema, &records[p.a as usize], &records[p.b as usize]);
-            println!(
-                "FP {:.4} {}",
-                p.probability,
-                e.fields
-                    .iter()
-                    .map(|f| format!("{}:{}|{}:{}", f.field, f.a, f.b, f.weight))
-                    .collect::<Vec<_>>()
-                    .join("  ")
-            );
-        }
-        println!(
-            "{}",
-            serde_json::to_string(
-                &res.model
-                    .fields
-                    .iter()
-                    .map(|f| (&f.name, &f.m, &f.u))
-                    .collect::<Vec<_>>()
-            )
-            .unwrap()
-        );
-        println!("prior {} iters {}", res.model.prior, res.model.iterations);
-    }
     let baseline = yigong_empi::cluster_accuracy(&exact_id_labels(&records), &truth);
     let persons = {
         let mut l = res.labels.clone();
@@ -323,67 +291,6 @@ fn febrl(dir: &Path) -> Result<()> {
         let res = yigong_empi::resolve(&schema, &records, sources.as_deref(), None, &training);
         let ours_s = t.elapsed().as_secs_f64();
         let ours = yigong_empi::pair_accuracy(&res.pairs, 0.5, &truth, sources.as_deref());
-        if std::env::var("DEBUG_FP").is_ok() {
-            for p in res
-                .pairs
-                .iter()
-                .filter(|p| truth[p.a as usize] != truth[p.b as usize])
-                .take(8)
-            {
-                let e = res
-                    .model
-                    .explain(&schema, &records[p.a as usize], &records[p.b as usize]);
-                println!(
-                    "FP {:.4} {}",
-                    p.probability,
-                    e.fields
-                        .iter()
-                        .map(|f| format!("{}:{}|{}:{}", f.field, f.a, f.b, f.weight))
-                        .collect::<Vec<_>>()
-                        .join("  ")
-                );
-            }
-            println!(
-                "{}",
-                serde_json::to_string(
-                    &res.model
-                        .fields
-                        .iter()
-                        .map(|f| (&f.name, &f.m, &f.u))
-                        .collect::<Vec<_>>()
-                )
-                .unwrap()
-            );
-            println!("prior {}", res.model.prior);
-            let predicted: std::collections::HashSet<(u32, u32)> = res
-                .pairs
-                .iter()
-                .filter(|p| p.probability >= 0.5)
-                .map(|p| (p.a.min(p.b), p.a.max(p.b)))
-                .collect();
-            let mut shown = 0;
-            for i in 0..records.len() {
-                for j in i + 1..records.len() {
-                    if truth[i] == truth[j]
-                        && sources.as_ref().is_none_or(|s| s[i] != s[j])
-                        && !predicted.contains(&(i as u32, j as u32))
-                        && shown < 30
-                    {
-                        shown += 1;
-                        let e = res.model.explain(&schema, &records[i], &records[j]);
-                        println!(
-                            "FN {:.4} {}",
-                            e.probability,
-                            e.fields
-                                .iter()
-                                .map(|f| format!("{}:{}|{}:{}", f.field, f.a, f.b, f.weight))
-                                .collect::<Vec<_>>()
-                                .join("  ")
-                        );
-                    }
-                }
-            }
-        }
 
         let out = Command::new(&py)
             .args(["bench/empi/febrl.py", "splink", "--u-max-pairs", "1e6"])

@@ -108,7 +108,11 @@ fn create_read_update_vread_history() {
     // Every write left an audit row.
     let audit = s.store.audit_log(Some(("Patient", &id)), 0, 10).unwrap();
     assert_eq!(
-        audit.iter().map(|a| a.action.as_str()).collect::<Vec<_>>(),
+        audit
+            .iter()
+            .map(|a| a.action.as_str())
+            .filter(|a| !a.starts_with("mpi-"))
+            .collect::<Vec<_>>(),
         vec!["update", "create"]
     );
     assert_eq!(audit[0].actor, "doc1");
@@ -320,13 +324,7 @@ fn bad_input_gets_4xx_and_changes_nothing() {
         422,
         "resident-id-sex-mismatch",
     );
-    let mut p = patient("t1");
-    p["identifier"][0]["value"] = json!("110105194912310021");
-    assert_outcome(
-        &s.post(&doc, "/fhir/Patient", &p.to_string()),
-        422,
-        "resident-id-checksum",
-    );
+    // (A bad check digit alone is accepted as an unverified identity: tests/empi.rs.)
     assert_outcome(
         &s.post(&doc, "/fhir/Patient", &patient("no-such-org").to_string()),
         422,

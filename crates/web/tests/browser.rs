@@ -141,17 +141,25 @@ impl Driver {
             Some(json!({ "text": text })),
         );
     }
+    /// The element's text; htmx may swap the element out between finding it
+    /// and reading it, so a stale reference is looked up again.
     fn text(&self, css: &str) -> String {
-        let e = self.find(css);
-        call(
-            &self.agent,
-            "GET",
-            &self.url(&format!("/element/{e}/text")),
-            None,
-        )
-        .as_str()
-        .unwrap_or("")
-        .to_string()
+        for _ in 0..50 {
+            let e = self.find(css);
+            let r = self
+                .agent
+                .get(self.url(&format!("/element/{e}/text")))
+                .call();
+            if let Ok(mut r) = r {
+                let v: Value =
+                    serde_json::from_str(&r.body_mut().read_to_string().unwrap()).unwrap();
+                if v["value"].get("error").is_none() {
+                    return v["value"].as_str().unwrap_or("").to_string();
+                }
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        panic!("{css}: element kept going stale");
     }
     fn wait_text(&self, css: &str, want: &str) {
         let started = Instant::now();
