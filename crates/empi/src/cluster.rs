@@ -91,10 +91,3 @@ pub fn golden(schema: &Schema, members: &[&Prepared]) -> Prepared {
         .collect();
     Prepared { values }
 }
-
-impl std::hash::Hash for Value {
-    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
-        self.v.hash(state);
-        self.verified.hash(state);
-    }
-}

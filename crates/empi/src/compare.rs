@@ -93,44 +93,43 @@ pub fn level(kind: Kind, a: &Value, b: &Value) -> u8 {
 
 /// One substitution, insertion or deletion, or two adjacent characters swapped.
 fn one_edit_or_transposition(a: &str, b: &str) -> bool {
-    let (a, b) = (a.as_bytes(), b.as_bytes());
-    if a.len().abs_diff(b.len()) > 1 {
-        return false;
-    }
-    if a.len() == b.len() {
-        let diffs: Vec<usize> = (0..a.len()).filter(|&i| a[i] != b[i]).collect();
-        return match diffs.as_slice() {
-            [_] => true,
-            [i, j] => *j == i + 1 && a[*i] == b[*j] && a[*j] == b[*i],
-            _ => false,
-        };
-    }
-    let (long, short) = if a.len() > b.len() { (a, b) } else { (b, a) };
-    let prefix = long.iter().zip(short).take_while(|(x, y)| x == y).count();
-    long[prefix + 1..] == short[prefix..]
+    within_one_edit(a.bytes(), b.bytes()) || adjacent_transposition(a.as_bytes(), b.as_bytes())
 }
 
 /// Names differing by one character changed, added or dropped (王晓明/王晓, 李娟/李娼).
 fn char_edits_at_most_one(a: &str, b: &str) -> bool {
-    let a: Vec<char> = a.chars().collect();
-    let b: Vec<char> = b.chars().collect();
-    if a.len().abs_diff(b.len()) > 1 {
+    within_one_edit(a.chars(), b.chars())
+}
+
+/// At most one element substituted, inserted or deleted, without allocating
+/// (this runs for every compared pair): the common prefix and suffix must
+/// cover all but one element of the longer sequence.
+fn within_one_edit<I, T>(a: I, b: I) -> bool
+where
+    I: DoubleEndedIterator<Item = T> + Clone,
+    T: PartialEq,
+{
+    let (la, lb) = (a.clone().count(), b.clone().count());
+    if la.abs_diff(lb) > 1 {
         return false;
     }
-    if a.len() == b.len() {
-        return a.iter().zip(&b).filter(|(x, y)| x != y).count() <= 1;
-    }
-    let (long, short) = if a.len() > b.len() {
-        (&a, &b)
-    } else {
-        (&b, &a)
-    };
-    let prefix = long
-        .iter()
-        .zip(short.iter())
+    let prefix = a.clone().zip(b.clone()).take_while(|(x, y)| x == y).count();
+    let suffix = a
+        .rev()
+        .zip(b.rev())
         .take_while(|(x, y)| x == y)
-        .count();
-    long[prefix + 1..] == short[prefix..]
+        .count()
+        .min(la.min(lb) - prefix);
+    prefix + suffix + 1 >= la.max(lb)
+}
+
+/// Two adjacent elements swapped, everything else equal.
+fn adjacent_transposition(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    let p = a.iter().zip(b).take_while(|(x, y)| x == y).count();
+    p + 1 < a.len() && a[p] == b[p + 1] && a[p + 1] == b[p] && a[p + 2..] == b[p + 2..]
 }
 
 /// YYYYMMDD dates a clerk could confuse: day and month swapped, a day apart,
@@ -158,6 +157,18 @@ mod tests {
 
     fn val(kind: Kind, s: &str) -> Value {
         kind.normalise(s).unwrap()
+    }
+
+    #[test]
+    fn edits_without_allocation() {
+        assert!(one_edit_or_transposition("13812345678", "13812345679"));
+        assert!(one_edit_or_transposition("13812345678", "1381234567"));
+        assert!(one_edit_or_transposition("13812345678", "13821345678"));
+        assert!(!one_edit_or_transposition("13812345678", "13821345687"));
+        assert!(char_edits_at_most_one("晓明", "晓明明"));
+        assert!(char_edits_at_most_one("晓明", "小明"));
+        assert!(!char_edits_at_most_one("晓明", "小名"));
+        assert!(!char_edits_at_most_one("晓", "晓明明"));
     }
 
     #[test]

@@ -272,6 +272,23 @@ pub fn train(
     let n = records.len();
     let levels: Vec<usize> = schema.fields.iter().map(|f| f.kind.levels()).collect();
 
+    let count_patterns = |pairs: &[(u32, u32)]| -> Vec<(u64, f64)> {
+        let counted: HashMap<u64, u64> = pairs
+            .par_iter()
+            .fold(HashMap::new, |mut acc: HashMap<u64, u64>, &(i, j)| {
+                *acc.entry(pattern(schema, &records[i as usize], &records[j as usize]))
+                    .or_default() += 1;
+                acc
+            })
+            .reduce(HashMap::new, |mut a, b| {
+                for (k, v) in b {
+                    *a.entry(k).or_default() += v;
+                }
+                a
+            });
+        counted.into_iter().map(|(p, c)| (p, c as f64)).collect()
+    };
+
     // u from random pairs.
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(opts.seed);
     // Enough random pairs to see rare levels, without dwarfing small data sets.
@@ -288,8 +305,10 @@ pub fn train(
             sample.push((i as u32, j as u32));
         }
     }
-    let u_counts = count_levels(schema, records, &sample, &levels);
-    let u: Vec<Vec<f64>> = u_counts.iter().map(|c| smooth(c)).collect();
+    let u: Vec<Vec<f64>> = level_counts(&count_patterns(&sample), &levels)
+        .iter()
+        .map(|c| smooth(c))
+        .collect();
 
     // TF tables.
     let tf: Vec<(HashMap<String, f64>, f64)> = schema
@@ -318,23 +337,6 @@ pub fn train(
         })
         .collect();
 
-    let count_patterns = |pairs: &[(u32, u32)]| -> Vec<(u64, f64)> {
-        let counted: HashMap<u64, u64> = pairs
-            .par_iter()
-            .fold(HashMap::new, |mut acc: HashMap<u64, u64>, &(i, j)| {
-                *acc.entry(pattern(schema, &records[i as usize], &records[j as usize]))
-                    .or_default() += 1;
-                acc
-            })
-            .reduce(HashMap::new, |mut a, b| {
-                for (k, v) in b {
-                    *a.entry(k).or_default() += v;
-                }
-                a
-            });
-        counted.into_iter().map(|(p, c)| (p, c as f64)).collect()
-    };
-
     // m by EM, u fixed: per training rule for the fields outside it, or once
     // over all candidates.
     let init_m: Vec<Vec<f64>> = levels
@@ -347,14 +349,11 @@ pub fn train(
         .collect();
     let mut m = init_m.clone();
     let mut iterations = 0;
+    // Every candidate's pattern: EM input without training rules, and always
+    // the data λ is estimated on below.
+    let patterns = count_patterns(candidates);
     if schema.training_rules.is_empty() {
-        let (em_m, _, it) = em(
-            &count_patterns(candidates),
-            &u,
-            &init_m,
-            &[],
-            opts.max_iterations,
-        );
+        let (em_m, _, it) = em(&patterns, &u, &init_m, &[], opts.max_iterations);
         m = em_m;
         iterations = it;
     } else {
@@ -408,7 +407,6 @@ pub fn train(
     };
 
     // λ among the candidates, m and u fixed, scored as pairs will be.
-    let patterns = count_patterns(candidates);
     let bayes: Vec<f64> = patterns
         .iter()
         .map(|&(p, _)| {
@@ -503,46 +501,26 @@ fn em(
     (m, prior, iterations)
 }
 
-fn count_levels(
-    schema: &Schema,
-    records: &[Prepared],
-    pairs: &[(u32, u32)],
-    levels: &[usize],
-) -> Vec<Vec<u64>> {
-    pairs
-        .par_iter()
-        .fold(
-            || levels.iter().map(|&l| vec![0u64; l]).collect::<Vec<_>>(),
-            |mut acc, &(i, j)| {
-                let p = pattern(schema, &records[i as usize], &records[j as usize]);
-                for (f, c) in acc.iter_mut().enumerate() {
-                    let l = level_at(p, f);
-                    if l != MISSING {
-                        c[l as usize] += 1;
-                    }
-                }
-                acc
-            },
-        )
-        .reduce(
-            || levels.iter().map(|&l| vec![0u64; l]).collect::<Vec<_>>(),
-            |mut a, b| {
-                for (x, y) in a.iter_mut().zip(b) {
-                    for (p, q) in x.iter_mut().zip(y) {
-                        *p += q;
-                    }
-                }
-                a
-            },
-        )
+/// How often each field reached each level, over counted patterns.
+fn level_counts(patterns: &[(u64, f64)], levels: &[usize]) -> Vec<Vec<f64>> {
+    let mut counts: Vec<Vec<f64>> = levels.iter().map(|&l| vec![0.0; l]).collect();
+    for &(p, n) in patterns {
+        for (f, c) in counts.iter_mut().enumerate() {
+            let l = level_at(p, f);
+            if l != MISSING {
+                c[l as usize] += n;
+            }
+        }
+    }
+    counts
 }
 
 /// Laplace-smoothed shares.
-fn smooth(counts: &[u64]) -> Vec<f64> {
-    let total: u64 = counts.iter().sum();
+fn smooth(counts: &[f64]) -> Vec<f64> {
+    let total: f64 = counts.iter().sum();
     counts
         .iter()
-        .map(|&c| (c as f64 + 1.0) / (total as f64 + counts.len() as f64))
+        .map(|&c| (c + 1.0) / (total + counts.len() as f64))
         .collect()
 }
 

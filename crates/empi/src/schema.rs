@@ -105,7 +105,7 @@ impl Kind {
 
 /// One normalised field value: the compared text, a phonetic or other
 /// alternative key, and whether it passed its own check (resident IDs).
-#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
 pub struct Value {
     pub v: Box<str>,
     pub alt: Box<str>,
@@ -236,10 +236,6 @@ impl Schema {
                 KeyPart::Value(f) | KeyPart::Alt(f) | KeyPart::Year(f) => f,
             })
             .collect()
-    }
-
-    pub fn field_index(&self, name: &str) -> Option<usize> {
-        self.fields.iter().position(|f| f.name == name)
     }
 }
 
