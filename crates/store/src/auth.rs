@@ -2,7 +2,7 @@
 //! session cookies, stored only as SHA-256 hashes).
 
 use crate::db::Val;
-use crate::{Scope, Store, StoreError, now_string};
+use crate::{AuditRow, Scope, Store, StoreError, now_string};
 use argon2::Argon2;
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use base64::Engine;
@@ -101,10 +101,11 @@ impl Store {
                     user.scope.kind().into(), user.scope.id().into(), user.institution.clone().into(),
                 ],
             )?;
-            tx.exec(
-                "INSERT INTO audit (at, actor, institution, action, rtype, rid, version, reason) VALUES (?, ?, NULL, 'user-upsert', 'User', ?, NULL, ?)",
-                &[now.as_str().into(), actor.into(), user.name.as_str().into(), format!("角色 {}", user.role.label_zh()).into()],
-            )?;
+            let role = format!("角色 {}", user.role.label_zh());
+            AuditRow::by_user(actor, &now, "user-upsert")
+                .on("User", &user.name)
+                .reason(Some(&role))
+                .append(tx)?;
             Ok(())
         })?;
         self.credential_cache
@@ -169,10 +170,10 @@ impl Store {
                 "INSERT INTO credentials (hash, user_name, kind, created, expires) VALUES (?, ?, ?, ?, ?)",
                 &[hash_token(&token).into(), user.into(), kind.into(), now_string().into(), expires.into()],
             )?;
-            tx.exec(
-                "INSERT INTO audit (at, actor, institution, action, rtype, rid, version, reason) VALUES (?, ?, NULL, ?, 'User', ?, NULL, NULL)",
-                &[now_string().into(), user.into(), format!("issue-{kind}").into(), user.into()],
-            )?;
+            let (now, action) = (now_string(), format!("issue-{kind}"));
+            AuditRow::by_user(user, &now, &action)
+                .on("User", user)
+                .append(tx)?;
             Ok(())
         })?;
         Ok(token)

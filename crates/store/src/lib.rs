@@ -425,6 +425,61 @@ fn split_sql(s: &str) -> Vec<String> {
         .collect()
 }
 
+/// One row of the audit log, appended inside the transaction it describes.
+#[derive(Default)]
+pub(crate) struct AuditRow<'a> {
+    at: &'a str,
+    actor: &'a str,
+    institution: Option<&'a str>,
+    action: &'a str,
+    rtype: Option<&'a str>,
+    rid: Option<&'a str>,
+    version: Option<i64>,
+    reason: Option<&'a str>,
+}
+
+impl<'a> AuditRow<'a> {
+    /// `actor` (with their institution) did `action` at `at`.
+    pub(crate) fn by(actor: &'a Actor, at: &'a str, action: &'a str) -> Self {
+        AuditRow {
+            at,
+            actor: &actor.user,
+            institution: actor.institution.as_deref(),
+            action,
+            ..Default::default()
+        }
+    }
+    /// A row for a named user without an institution (account management).
+    pub(crate) fn by_user(user: &'a str, at: &'a str, action: &'a str) -> Self {
+        AuditRow {
+            at,
+            actor: user,
+            action,
+            ..Default::default()
+        }
+    }
+    pub(crate) fn on(mut self, rtype: &'a str, rid: &'a str) -> Self {
+        self.rtype = Some(rtype);
+        self.rid = Some(rid);
+        self
+    }
+    pub(crate) fn version(mut self, v: i64) -> Self {
+        self.version = Some(v);
+        self
+    }
+    pub(crate) fn reason(mut self, r: Option<&'a str>) -> Self {
+        self.reason = r;
+        self
+    }
+    pub(crate) fn append(self, tx: &mut dyn Sql) -> Result<(), StoreError> {
+        tx.exec(
+            "INSERT INTO audit (at, actor, institution, action, rtype, rid, version, reason) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            &[self.at.into(), self.actor.into(), self.institution.into(), self.action.into(), self.rtype.into(), self.rid.into(), self.version.map(Val::Int).into(), self.reason.into()],
+        )?;
+        Ok(())
+    }
+}
+
 /// Current time as stored: RFC 3339 UTC with milliseconds (sorts as text).
 pub fn now_string() -> String {
     chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)

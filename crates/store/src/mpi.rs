@@ -7,7 +7,7 @@
 //! person's records to another and remembers them, so an unmerge restores both.
 
 use crate::db::{Dialect, Sql, Val};
-use crate::{Actor, Store, StoreError, now_string};
+use crate::{Actor, AuditRow, Store, StoreError, now_string};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use std::collections::HashMap;
@@ -192,6 +192,8 @@ pub struct Member {
     pub explanation: Option<Value>,
     pub raw: RawRegistration,
     pub updated: String,
+    /// The institution holding the record.
+    pub institution: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -207,6 +209,10 @@ pub struct ReviewItem {
     pub created: String,
     pub decided_by: Option<String>,
     pub reason: Option<String>,
+    /// The persons the two records belong to now, with their versions (what a
+    /// steward's decision must quote back).
+    pub a_person: Option<(String, i64)>,
+    pub b_person: Option<(String, i64)>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -325,24 +331,6 @@ fn verified_id(golden: &Value) -> Option<&str> {
     }
 }
 
-#[allow(clippy::too_many_arguments)]
-fn audit(
-    tx: &mut dyn Sql,
-    actor: &Actor,
-    now: &str,
-    action: &str,
-    rtype: &str,
-    rid: &str,
-    version: Option<i64>,
-    reason: &str,
-) -> Result<(), StoreError> {
-    tx.exec(
-        "INSERT INTO audit (at, actor, institution, action, rtype, rid, version, reason) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-        &[now.into(), actor.user.as_str().into(), actor.institution.clone().into(), action.into(), rtype.into(), rid.into(), version.map(Val::Int).into(), reason.into()],
-    )?;
-    Ok(())
-}
-
 fn person_row(r: Vec<Val>) -> Person {
     Person {
         id: text(r.first()).unwrap_or_default(),
@@ -357,7 +345,7 @@ fn person_row(r: Vec<Val>) -> Person {
     }
 }
 
-const PERSON_COLS: &str = "id, card, version, status, merged_into, golden, updated";
+const PERSON_COLS: &str = "p.id, p.card, p.version, p.status, p.merged_into, p.golden, p.updated";
 
 fn load_person(tx: &mut dyn Sql, id: &str, lock: bool) -> Result<Option<Person>, StoreError> {
     let lock = if lock && tx.dialect() == Dialect::Postgres {
@@ -367,7 +355,7 @@ fn load_person(tx: &mut dyn Sql, id: &str, lock: bool) -> Result<Option<Person>,
     };
     Ok(tx
         .query_one(
-            &format!("SELECT {PERSON_COLS} FROM mpi_person WHERE id = ?{lock}"),
+            &format!("SELECT {PERSON_COLS} FROM mpi_person p WHERE p.id = ?{lock}"),
             &[id.into()],
         )?
         .map(person_row))
@@ -383,6 +371,21 @@ fn member_raws(tx: &mut dyn Sql, person: &str) -> Result<Vec<RawRegistration>, S
         .filter_map(|r| text(r.first()))
         .filter_map(|s| serde_json::from_str(&s).ok())
         .collect())
+}
+
+/// A new master person for these registrations, with a new health card.
+fn insert_person(
+    tx: &mut dyn Sql,
+    engine: &MpiEngine,
+    raws: &[RawRegistration],
+    now: &str,
+) -> Result<String, StoreError> {
+    let id = new_person_id();
+    tx.exec(
+        "INSERT INTO mpi_person (id, card, version, status, merged_into, golden, updated) VALUES (?, ?, 1, 'active', NULL, ?, ?)",
+        &[id.as_str().into(), new_card().into(), golden_of(engine, raws).to_string().into(), now.into()],
+    )?;
+    Ok(id)
 }
 
 /// Recomputes a person's golden record and bumps its version.
@@ -453,24 +456,46 @@ fn candidates(
         .collect())
 }
 
+/// A candidate record and how likely it is the same person.
+struct Scored {
+    patient: String,
+    person: String,
+    other: Prepared,
+    probability: f64,
+}
+
+impl Scored {
+    /// The field-by-field explanation, worked out only for the few candidates
+    /// a decision or an answer shows.
+    fn explain(self, engine: &MpiEngine, model: &Model, prepared: &Prepared) -> MatchCandidate {
+        let explanation = model.explain(&engine.schema, prepared, &self.other);
+        MatchCandidate {
+            patient: self.patient,
+            person: self.person,
+            probability: explanation.probability,
+            decision: explanation.decision,
+            explanation,
+        }
+    }
+}
+
 /// Scores a registration against its candidates, best first.
 fn score_candidates(
     engine: &MpiEngine,
+    model: &Model,
     prepared: &Prepared,
     cands: Vec<(String, String, RawRegistration)>,
-) -> Vec<MatchCandidate> {
-    let model = engine.model();
-    let mut out: Vec<MatchCandidate> = cands
+) -> Vec<Scored> {
+    let mut out: Vec<Scored> = cands
         .into_iter()
         .map(|(patient, person, raw)| {
             let other = engine.prepare(&raw);
-            let explanation = model.explain(&engine.schema, prepared, &other);
-            MatchCandidate {
+            let probability = model.score(&engine.schema, prepared, &other).probability();
+            Scored {
                 patient,
                 person,
-                probability: explanation.probability,
-                decision: explanation.decision,
-                explanation,
+                other,
+                probability,
             }
         })
         .collect();
@@ -479,7 +504,6 @@ fn score_candidates(
 }
 
 /// Resolves one Patient write inside the writing transaction.
-#[allow(clippy::too_many_arguments)]
 pub(crate) fn on_patient_write(
     tx: &mut dyn Sql,
     engine: &MpiEngine,
@@ -490,8 +514,22 @@ pub(crate) fn on_patient_write(
     body: &Value,
 ) -> Result<(), StoreError> {
     let raw = RawRegistration::from_patient(body);
-    let raw_json = serde_json::to_string(&raw).map_err(|e| StoreError::Database(e.to_string()))?;
-    let prepared = engine.prepare(&raw);
+    resolve_registration(tx, engine, actor, now, patient, version, &raw)
+}
+
+/// Links one registration: to the person it matches above the auto-link
+/// threshold, else to a new person, with review items for the doubtful.
+fn resolve_registration(
+    tx: &mut dyn Sql,
+    engine: &MpiEngine,
+    actor: &Actor,
+    now: &str,
+    patient: &str,
+    version: i64,
+    raw: &RawRegistration,
+) -> Result<(), StoreError> {
+    let raw_json = serde_json::to_string(raw).map_err(|e| StoreError::Database(e.to_string()))?;
+    let prepared = engine.prepare(raw);
     let keys: Vec<u64> = {
         let mut k: Vec<u64> = engine
             .schema
@@ -527,35 +565,30 @@ pub(crate) fn on_patient_write(
         tx.exec("DELETE FROM mpi_key WHERE patient = ?", &[patient.into()])?;
         insert_keys(tx, engine, patient, &prepared)?;
         refresh_person(tx, engine, &person, now)?;
-        return audit(
-            tx,
-            actor,
-            now,
-            "mpi-refresh",
-            "Patient",
-            patient,
-            Some(version),
-            &format!("主索引 {person} 的登记信息已更新"),
-        );
+        let reason = format!("主索引 {person} 的登记信息已更新");
+        return AuditRow::by(actor, now, "mpi-refresh")
+            .on("Patient", patient)
+            .version(version)
+            .reason(Some(&reason))
+            .append(tx);
     }
 
-    let scored = score_candidates(engine, &prepared, candidates(tx, &keys, patient)?);
+    let model = engine.model();
+    let scored = score_candidates(engine, &model, &prepared, candidates(tx, &keys, patient)?);
     let my_id = prepared.values[resident::RESIDENT_ID]
         .as_ref()
         .filter(|v| v.verified)
         .map(|v| v.v.to_string());
-    let model = engine.model();
-    // Best candidate per person, strongest first.
+    // Best candidate per person, strongest first, down to the review threshold.
     let mut seen = std::collections::HashSet::new();
-    let per_person: Vec<&MatchCandidate> = scored
-        .iter()
-        .filter(|c| seen.insert(c.person.clone()))
-        .collect();
-    let mut chosen: Option<&MatchCandidate> = None;
-    let mut reviews: Vec<&MatchCandidate> = vec![];
-    for c in per_person {
+    let mut chosen: Option<MatchCandidate> = None;
+    let mut reviews: Vec<MatchCandidate> = vec![];
+    for c in scored {
         if c.probability < model.review {
             break;
+        }
+        if !seen.insert(c.person.clone()) {
+            continue;
         }
         if chosen.is_none() && c.probability >= model.auto_link {
             let conflict = match (&my_id, load_person(tx, &c.person, false)?) {
@@ -565,38 +598,38 @@ pub(crate) fn on_patient_write(
                 _ => false,
             };
             if !conflict {
-                chosen = Some(c);
+                chosen = Some(c.explain(engine, &model, &prepared));
                 continue;
             }
         }
         if reviews.len() < MAX_REVIEWS {
-            reviews.push(c);
+            reviews.push(c.explain(engine, &model, &prepared));
         }
     }
 
-    let (person, method, probability, explanation) = match chosen {
+    let (person, method, probability, explanation) = match &chosen {
         Some(c) => (
             c.person.clone(),
             "auto",
             Some(c.probability),
             Some(serde_json::to_string(&c.explanation).unwrap_or_default()),
         ),
-        None => {
-            let id = new_person_id();
-            tx.exec(
-                "INSERT INTO mpi_person (id, card, version, status, merged_into, golden, updated) VALUES (?, ?, 0, 'active', NULL, '{}', ?)",
-                &[id.as_str().into(), new_card().into(), now.into()],
-            )?;
-            (id, "new", None, None)
-        }
+        None => (
+            insert_person(tx, engine, std::slice::from_ref(raw), now)?,
+            "new",
+            None,
+            None,
+        ),
     };
     tx.exec(
         "INSERT INTO mpi_link (patient, person, method, probability, explanation, raw, updated) VALUES (?, ?, ?, ?, ?, ?, ?)",
         &[patient.into(), person.as_str().into(), method.into(), probability.map(ppm).into(), explanation.into(), raw_json.as_str().into(), now.into()],
     )?;
     insert_keys(tx, engine, patient, &prepared)?;
-    refresh_person(tx, engine, &person, now)?;
-    for c in reviews {
+    if chosen.is_some() {
+        refresh_person(tx, engine, &person, now)?;
+    }
+    for c in &reviews {
         if c.person == person {
             continue;
         }
@@ -620,20 +653,16 @@ pub(crate) fn on_patient_write(
         Some(p) => format!("自动关联主索引 {person}(匹配概率 {p:.4})"),
         None => format!("新建主索引 {person}"),
     };
-    audit(
-        tx,
-        actor,
-        now,
-        if method == "auto" {
-            "mpi-link"
-        } else {
-            "mpi-new"
-        },
-        "Patient",
-        patient,
-        Some(version),
-        &reason,
-    )
+    let action = if method == "auto" {
+        "mpi-link"
+    } else {
+        "mpi-new"
+    };
+    AuditRow::by(actor, now, action)
+        .on("Patient", patient)
+        .version(version)
+        .reason(Some(&reason))
+        .append(tx)
 }
 
 fn review_row(r: Vec<Val>) -> ReviewItem {
@@ -651,11 +680,13 @@ fn review_row(r: Vec<Val>) -> ReviewItem {
         created: text(r.get(8)).unwrap_or_default(),
         decided_by: text(r.get(9)),
         reason: text(r.get(10)),
+        a_person: text(r.get(11)).zip(r.get(12).and_then(Val::as_int)),
+        b_person: text(r.get(13)).zip(r.get(14).and_then(Val::as_int)),
     }
 }
 
-const REVIEW_COLS: &str =
-    "id, a, b, probability, explanation, a_version, b_version, status, created, decided_by, reason";
+/// A review item with the current person (and version) of each side.
+const REVIEW_SELECT: &str = "SELECT r.id, r.a, r.b, r.probability, r.explanation, r.a_version, r.b_version, r.status, r.created, r.decided_by, r.reason, pa.id, pa.version, pb.id, pb.version FROM mpi_review r LEFT JOIN mpi_link la ON la.patient = r.a LEFT JOIN mpi_person pa ON pa.id = la.person LEFT JOIN mpi_link lb ON lb.patient = r.b LEFT JOIN mpi_person pb ON pb.id = lb.person";
 
 /// What a steward saw when deciding: the versions of the two people.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -711,16 +742,8 @@ impl Store {
             let n = pending.len();
             for chunk in pending.chunks(500) {
                 self.db.write(|tx| {
-                    for (id, version, _) in chunk {
-                        let body = tx
-                            .query_one(
-                                "SELECT body FROM resource WHERE rtype = 'Patient' AND id = ?",
-                                &[id.as_str().into()],
-                            )?
-                            .and_then(|r| text(r.first()))
-                            .and_then(|s| serde_json::from_str::<Value>(&s).ok())
-                            .unwrap_or(Value::Null);
-                        on_patient_write(tx, &self.mpi, actor, &now, id, *version, &body)?;
+                    for (id, version, raw) in chunk {
+                        resolve_registration(tx, &self.mpi, actor, &now, id, *version, raw)?;
                     }
                     Ok(())
                 })?;
@@ -778,12 +801,9 @@ impl Store {
         for chunk in labels.chunks(5000) {
             self.db.write(|tx| {
                 for (_, members) in chunk {
-                    let person = new_person_id();
-                    let raws: Vec<RawRegistration> = members.iter().map(|&i| pending[i].2.clone()).collect();
-                    tx.exec(
-                        "INSERT INTO mpi_person (id, card, version, status, merged_into, golden, updated) VALUES (?, ?, 1, 'active', NULL, ?, ?)",
-                        &[person.as_str().into(), new_card().into(), golden_of(engine, &raws).to_string().into(), now.as_str().into()],
-                    )?;
+                    let raws: Vec<RawRegistration> =
+                        members.iter().map(|&i| pending[i].2.clone()).collect();
+                    let person = insert_person(tx, engine, &raws, &now)?;
                     for (k, &i) in members.iter().enumerate() {
                         let (id, _, raw) = &pending[i];
                         let (method, p) = if k == 0 { ("new", None) } else { ("auto", best.get(&i).copied()) };
@@ -823,10 +843,11 @@ impl Store {
                 "INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
                 &[MODEL_KEY.into(), model_json.as_str().into()],
             )?;
-            audit(tx, actor, &now, "mpi-batch", "Person", "*", None, &format!(
+            let reason = format!(
                 "批量建立主索引:登记 {} 条,主索引 {} 人,自动关联 {} 条,待复核 {} 对(比对 {} 对)",
                 summary.patients, summary.persons, summary.auto_links, summary.reviews, summary.compared
-            ))
+            );
+            AuditRow::by(actor, &now, "mpi-batch").on("Person", "*").reason(Some(&reason)).append(tx)
         })?;
         self.mpi.set_model(res.model);
         Ok(summary)
@@ -839,21 +860,18 @@ impl Store {
     /// The person a Patient record belongs to (following merges).
     pub fn mpi_person_of(&self, patient: &str) -> Result<Option<Person>, StoreError> {
         self.db.read(|c| {
-            let Some(r) = c.query_one(
-                "SELECT person FROM mpi_link WHERE patient = ?",
+            Ok(c.query_one(
+                &format!("SELECT {PERSON_COLS} FROM mpi_link l JOIN mpi_person p ON p.id = l.person WHERE l.patient = ?"),
                 &[patient.into()],
             )?
-            else {
-                return Ok(None);
-            };
-            load_person(c, &text(r.first()).unwrap_or_default(), false)
+            .map(person_row))
         })
     }
 
     pub fn mpi_person_by_card(&self, card: &str) -> Result<Option<Person>, StoreError> {
         self.db.read(|c| {
             Ok(c.query_one(
-                &format!("SELECT {PERSON_COLS} FROM mpi_person WHERE card = ?"),
+                &format!("SELECT {PERSON_COLS} FROM mpi_person p WHERE p.card = ?"),
                 &[card.into()],
             )?
             .map(person_row))
@@ -863,7 +881,7 @@ impl Store {
     pub fn mpi_members(&self, person: &str) -> Result<Vec<Member>, StoreError> {
         self.db.read(|c| {
             Ok(c.query(
-                "SELECT patient, method, probability, explanation, raw, updated FROM mpi_link WHERE person = ? ORDER BY updated, patient",
+                "SELECT l.patient, l.method, l.probability, l.explanation, l.raw, l.updated, r.inst FROM mpi_link l LEFT JOIN resource r ON r.rtype = 'Patient' AND r.id = l.patient WHERE l.person = ? ORDER BY l.updated, l.patient",
                 &[person.into()],
             )?
             .into_iter()
@@ -874,6 +892,7 @@ impl Store {
                 explanation: text(r.get(3)).and_then(|s| serde_json::from_str(&s).ok()),
                 raw: text(r.get(4)).and_then(|s| serde_json::from_str(&s).ok()).unwrap_or_default(),
                 updated: text(r.get(5)).unwrap_or_default(),
+                institution: text(r.get(6)),
             })
             .collect())
         })
@@ -894,7 +913,8 @@ impl Store {
         })
     }
 
-    /// `$match`: scores a registration against the index without writing.
+    /// `$match`: scores a registration against the index without writing;
+    /// candidates at or above the review threshold, best first, explained.
     pub fn mpi_match(&self, patient: &Value) -> Result<Vec<MatchCandidate>, StoreError> {
         let raw = RawRegistration::from_patient(patient);
         let prepared = self.mpi.prepare(&raw);
@@ -909,13 +929,20 @@ impl Store {
         keys.dedup();
         let exclude = patient["id"].as_str().unwrap_or("").to_string();
         let cands = self.db.read(|c| candidates(c, &keys, &exclude))?;
-        Ok(score_candidates(&self.mpi, &prepared, cands))
+        let model = self.mpi.model();
+        Ok(score_candidates(&self.mpi, &model, &prepared, cands)
+            .into_iter()
+            .take_while(|c| c.probability >= model.review)
+            .map(|c| c.explain(&self.mpi, &model, &prepared))
+            .collect())
     }
 
     pub fn mpi_reviews(&self, status: &str, limit: i64) -> Result<Vec<ReviewItem>, StoreError> {
         self.db.read(|c| {
             Ok(c.query(
-                &format!("SELECT {REVIEW_COLS} FROM mpi_review WHERE status = ? ORDER BY probability DESC, id LIMIT ?"),
+                &format!(
+                    "{REVIEW_SELECT} WHERE r.status = ? ORDER BY r.probability DESC, r.id LIMIT ?"
+                ),
                 &[status.into(), Val::Int(limit)],
             )?
             .into_iter()
@@ -935,11 +962,10 @@ impl Store {
 
     pub fn mpi_review(&self, id: i64) -> Result<Option<ReviewItem>, StoreError> {
         self.db.read(|c| {
-            Ok(c.query_one(
-                &format!("SELECT {REVIEW_COLS} FROM mpi_review WHERE id = ?"),
-                &[Val::Int(id)],
-            )?
-            .map(review_row))
+            Ok(
+                c.query_one(&format!("{REVIEW_SELECT} WHERE r.id = ?"), &[Val::Int(id)])?
+                    .map(review_row),
+            )
         })
     }
 
@@ -976,7 +1002,7 @@ impl Store {
             }
             if let Some(rid) = review {
                 let item = tx
-                    .query_one(&format!("SELECT {REVIEW_COLS} FROM mpi_review WHERE id = ?"), &[Val::Int(rid)])?
+                    .query_one(&format!("{REVIEW_SELECT} WHERE r.id = ?"), &[Val::Int(rid)])?
                     .map(review_row)
                     .ok_or_else(|| StoreError::NotFound(format!("复核项 {rid} 不存在")))?;
                 if item.status != "open" {
@@ -1021,7 +1047,8 @@ impl Store {
                     &[actor.user.as_str().into(), now.as_str().into(), reason.into(), Val::Int(rid)],
                 )?;
             }
-            audit(tx, actor, &now, "mpi-merge", "Person", &s.id, None, &format!("合并 {} → {}(合并记录 {id}){}", m.id, s.id, reason.map(|r| format!(",理由:{r}")).unwrap_or_default()))?;
+            let why = format!("合并 {} → {}(合并记录 {id}){}", m.id, s.id, reason.map(|r| format!(",理由:{r}")).unwrap_or_default());
+            AuditRow::by(actor, &now, "mpi-merge").on("Person", &s.id).reason(Some(&why)).append(tx)?;
             Ok(id)
         })
     }
@@ -1077,7 +1104,8 @@ impl Store {
                     &[Val::Int(rid)],
                 )?;
             }
-            audit(tx, actor, &now, "mpi-unmerge", "Person", &merged, None, &format!("撤销合并 {merge}:{merged} 从 {survivor} 恢复{}", reason.map(|r| format!(",理由:{r}")).unwrap_or_default()))
+            let why = format!("撤销合并 {merge}:{merged} 从 {survivor} 恢复{}", reason.map(|r| format!(",理由:{r}")).unwrap_or_default());
+            AuditRow::by(actor, &now, "mpi-unmerge").on("Person", &merged).reason(Some(&why)).append(tx)
         })
     }
 
@@ -1091,7 +1119,7 @@ impl Store {
         let now = now_string();
         self.db.write(|tx| {
             let item = tx
-                .query_one(&format!("SELECT {REVIEW_COLS} FROM mpi_review WHERE id = ?"), &[Val::Int(review)])?
+                .query_one(&format!("{REVIEW_SELECT} WHERE r.id = ?"), &[Val::Int(review)])?
                 .map(review_row)
                 .ok_or_else(|| StoreError::NotFound(format!("复核项 {review} 不存在")))?;
             if item.status != "open" {
@@ -1104,7 +1132,8 @@ impl Store {
                 "UPDATE mpi_review SET status = 'distinct', decided_by = ?, decided_at = ?, reason = ? WHERE id = ?",
                 &[actor.user.as_str().into(), now.as_str().into(), reason.into(), Val::Int(review)],
             )?;
-            audit(tx, actor, &now, "mpi-distinct", "Patient", &item.a, None, &format!("复核项 {review}:{} 与 {} 判定为不同的人", item.a, item.b))
+            let why = format!("复核项 {review}:{} 与 {} 判定为不同的人", item.a, item.b);
+            AuditRow::by(actor, &now, "mpi-distinct").on("Patient", &item.a).reason(Some(&why)).append(tx)
         })
     }
 

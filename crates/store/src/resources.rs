@@ -2,7 +2,7 @@
 //! read, vread, history and search.
 
 use crate::db::{Dialect, Sql, Val};
-use crate::{Actor, Scope, Store, StoreError, now_string};
+use crate::{Actor, AuditRow, Scope, Store, StoreError, now_string};
 use serde_json::Value;
 
 /// Extra facts about an Organization resource, kept in `org_tree` for scope.
@@ -271,10 +271,10 @@ impl Store {
                 }
             }
             cache.flush(tx)?;
-            tx.exec(
-                "INSERT INTO audit (at, actor, institution, action, rtype, rid, version, reason) VALUES (?, ?, ?, 'bulk-load', NULL, NULL, NULL, ?)",
-                &[now.as_str().into(), actor.user.as_str().into(), actor.institution.clone().into(), format!("{action_reason}:{n} 条,变更 {changed} 条").into()],
-            )?;
+            let summary = format!("{action_reason}:{n} 条,变更 {changed} 条");
+            AuditRow::by(actor, &now, "bulk-load")
+                .reason(Some(&summary))
+                .append(tx)?;
             Ok(changed)
         })
     }
@@ -860,10 +860,11 @@ fn write_doc(
         } else {
             "create"
         };
-        tx.exec(
-            "INSERT INTO audit (at, actor, institution, action, rtype, rid, version, reason) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            &[now.into(), actor.user.as_str().into(), actor.institution.clone().into(), action.into(), rt.clone(), id.clone(), Val::Int(version), reason.into()],
-        )?;
+        AuditRow::by(actor, now, action)
+            .on(&doc.rtype, &doc.id)
+            .version(version)
+            .reason(reason)
+            .append(tx)?;
     }
     Ok(WriteResult {
         stored: Stored {

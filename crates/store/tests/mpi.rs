@@ -83,6 +83,10 @@ fn resident(pid: &str, org: &str, r: &Reg) -> Doc {
     }
 }
 
+fn register(store: &Store, actor: &Actor, doc: Doc) {
+    store.put(actor, doc, Precondition::Create, None).unwrap();
+}
+
 fn wang(id: Option<&'static str>) -> Reg<'static> {
     Reg {
         name: "王晓明",
@@ -91,6 +95,18 @@ fn wang(id: Option<&'static str>) -> Reg<'static> {
         id,
         unverified: false,
         phone: Some("13812345678"),
+    }
+}
+
+/// A second, unrelated person with her own valid ID.
+fn li_juan() -> Reg<'static> {
+    Reg {
+        name: "李娟",
+        sex: "female",
+        birth: "1985-06-15",
+        id: Some(ID_B),
+        unverified: false,
+        phone: None,
     }
 }
 
@@ -111,31 +127,15 @@ fn registrations_resolve_to_one_master_person() {
         let s = &b.store;
         county(s);
         let a = admin();
-        s.put(
-            &a,
-            resident("p1", "t1", &wang(Some(ID_A))),
-            Precondition::Create,
-            None,
-        )
-        .unwrap();
+        register(s, &a, resident("p1", "t1", &wang(Some(ID_A))));
         // The county hospital's clerk types a homophone and no phone.
         let typo = Reg {
             name: "王小明",
             phone: None,
             ..wang(Some(ID_A))
         };
-        s.put(&a, resident("p2", "t2", &typo), Precondition::Create, None)
-            .unwrap();
-        let other = Reg {
-            name: "李娟",
-            sex: "female",
-            birth: "1985-06-15",
-            id: Some(ID_B),
-            unverified: false,
-            phone: None,
-        };
-        s.put(&a, resident("p3", "t2", &other), Precondition::Create, None)
-            .unwrap();
+        register(s, &a, resident("p2", "t2", &typo));
+        register(s, &a, resident("p3", "t2", &li_juan()));
         assert_eq!(person(s, "p1"), person(s, "p2"), "{}", b.name);
         assert_ne!(person(s, "p1"), person(s, "p3"), "{}", b.name);
         let p = s.mpi_person_of("p2").unwrap().unwrap();
@@ -180,13 +180,7 @@ fn an_unverified_id_alone_never_links() {
         let s = &b.store;
         county(s);
         let a = admin();
-        s.put(
-            &a,
-            resident("p1", "t1", &wang(Some(ID_A))),
-            Precondition::Create,
-            None,
-        )
-        .unwrap();
+        register(s, &a, resident("p1", "t1", &wang(Some(ID_A))));
         // Same digits but the check digit is wrong, and nothing else agrees.
         let stranger = Reg {
             name: "赵建国",
@@ -196,13 +190,7 @@ fn an_unverified_id_alone_never_links() {
             unverified: true,
             phone: None,
         };
-        s.put(
-            &a,
-            resident("p2", "t2", &stranger),
-            Precondition::Create,
-            None,
-        )
-        .unwrap();
+        register(s, &a, resident("p2", "t2", &stranger));
         assert_ne!(person(s, "p1"), person(s, "p2"), "{}", b.name);
         // The same bad ID with the rest agreeing links on the other evidence.
         let same = Reg {
@@ -210,8 +198,7 @@ fn an_unverified_id_alone_never_links() {
             unverified: true,
             ..wang(None)
         };
-        s.put(&a, resident("p3", "t2", &same), Precondition::Create, None)
-            .unwrap();
+        register(s, &a, resident("p3", "t2", &same));
         assert_eq!(person(s, "p1"), person(s, "p3"), "{}", b.name);
         let p = s.mpi_person_of("p3").unwrap().unwrap();
         assert_eq!(
@@ -275,14 +262,9 @@ fn concurrent_registrations_of_one_person_end_as_one_master() {
 fn two_people(s: &Store) -> (String, String) {
     county(s);
     let a = admin();
-    s.put(
-        &a,
-        resident("p1", "t1", &wang(Some(ID_A))),
-        Precondition::Create,
-        None,
-    )
-    .unwrap();
-    s.put(
+    register(s, &a, resident("p1", "t1", &wang(Some(ID_A))));
+    register(
+        s,
         &a,
         resident(
             "p2",
@@ -292,20 +274,8 @@ fn two_people(s: &Store) -> (String, String) {
                 ..wang(Some(ID_A))
             },
         ),
-        Precondition::Create,
-        None,
-    )
-    .unwrap();
-    let other = Reg {
-        name: "李娟",
-        sex: "female",
-        birth: "1985-06-15",
-        id: Some(ID_B),
-        unverified: false,
-        phone: None,
-    };
-    s.put(&a, resident("p3", "t2", &other), Precondition::Create, None)
-        .unwrap();
+    );
+    register(s, &a, resident("p3", "t2", &li_juan()));
     (person(s, "p1"), person(s, "p3"))
 }
 
@@ -390,20 +360,8 @@ fn twins_without_ids_go_to_review_and_stale_decisions_are_refused() {
             unverified: false,
             phone: Some("13512340000"),
         };
-        s.put(
-            &a,
-            resident("k1", "t1", &twin("陈欣怡")),
-            Precondition::Create,
-            None,
-        )
-        .unwrap();
-        s.put(
-            &a,
-            resident("k2", "t1", &twin("陈雨涵")),
-            Precondition::Create,
-            None,
-        )
-        .unwrap();
+        register(s, &a, resident("k1", "t1", &twin("陈欣怡")));
+        register(s, &a, resident("k2", "t1", &twin("陈雨涵")));
         assert_ne!(person(s, "k1"), person(s, "k2"), "{}", b.name);
         let open = s.mpi_reviews("open", 10).unwrap();
         assert_eq!(open.len(), 1, "{}: {open:?}", b.name);
@@ -447,7 +405,7 @@ proptest! {
         for (i, p) in patients.iter().enumerate() {
             let birth = format!("19{}0-0{}-1{}", 5 + i, 1 + i, i);
             let r = Reg { name: names[i], sex: "male", birth: Box::leak(birth.into_boxed_str()), id: None, unverified: false, phone: None };
-            s.put(&a, resident(p, "t1", &r), Precondition::Create, None).unwrap();
+            register(&s, &a, resident(p, "t1", &r));
         }
         let refs: Vec<&str> = patients.iter().map(String::as_str).collect();
         let original = links(&s, &refs);

@@ -313,17 +313,11 @@ impl Service {
     ) -> Result<Vec<(Stored, yigong_store::mpi::MatchCandidate)>, Issue> {
         let cands = self.store.mpi_match(patient).map_err(store_issue)?;
         let mut out = vec![];
-        let mut seen = HashSet::new();
-        for c in cands {
-            if out.len() >= count {
-                break;
-            }
-            if c.probability < self.store.mpi().model().review
-                || (only_certain && c.decision != yigong_empi::Decision::Link)
-                || !seen.insert(c.patient.clone())
-            {
-                continue;
-            }
+        for c in cands
+            .into_iter()
+            .filter(|c| !only_certain || c.decision == yigong_empi::Decision::Link)
+            .take(count)
+        {
             if let Some(s) = self
                 .store
                 .read("Patient", &c.patient)

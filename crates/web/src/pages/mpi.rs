@@ -48,15 +48,10 @@ async fn reviews(State(st): State<AppState>, req: Request) -> Response {
     steward_only!(st, p);
     let store = st.svc.store.clone();
     let res = blocking(move || -> Result<_, yigong_store::StoreError> {
-        let items = store.mpi_reviews("open", 50)?;
-        let count = store.mpi_review_count("open")?;
-        let mut rows = vec![];
-        for it in items {
-            let pa = store.mpi_person_of(&it.a)?;
-            let pb = store.mpi_person_of(&it.b)?;
-            rows.push((it, pa, pb));
-        }
-        Ok((rows, count))
+        Ok((
+            store.mpi_reviews("open", 50)?,
+            store.mpi_review_count("open")?,
+        ))
     })
     .await;
     let (rows, count) = match res {
@@ -65,15 +60,15 @@ async fn reviews(State(st): State<AppState>, req: Request) -> Response {
     };
     let items: Vec<minijinja::Value> = rows
         .into_iter()
-        .filter_map(|(it, pa, pb)| {
-            let (pa, pb) = (pa?, pb?);
+        .filter_map(|it| {
+            let ((pa, pa_version), (pb, pb_version)) = (it.a_person?, it.b_person?);
             Some(context! {
                 id => it.id, a => it.a, b => it.b,
                 probability => format!("{:.4}", it.probability),
                 fields => it.explanation["fields"].clone(),
                 adjustment => it.explanation["correlation_adjustment"].clone(),
                 weight => it.explanation["weight"].clone(),
-                pa => pa.id, pa_version => pa.version, pb => pb.id, pb_version => pb.version,
+                pa => pa, pa_version => pa_version, pb => pb, pb_version => pb_version,
             })
         })
         .collect();
@@ -93,6 +88,28 @@ struct Decision {
     reason: Option<String>,
 }
 
+/// Runs a steward's decision off the async threads and redirects to `to` on
+/// success; a refusal (stale, conflicting IDs, …) becomes an error page.
+async fn decide(
+    st: &AppState,
+    p: &Principal,
+    to: String,
+    act: impl FnOnce(&yigong_store::Store, &yigong_store::Actor) -> Result<(), yigong_store::StoreError>
+    + Send
+    + 'static,
+) -> Response {
+    let store = st.svc.store.clone();
+    let actor = p.actor();
+    match blocking(move || act(&store, &actor)).await {
+        Ok(()) => Redirect::to(&to).into_response(),
+        Err(e) => fail(st, p, crate::service::store_issue(e)),
+    }
+}
+
+fn reason_of(f: &Decision) -> Option<String> {
+    f.reason.clone().filter(|r| !r.trim().is_empty())
+}
+
 async fn merge(
     State(st): State<AppState>,
     p: Principal,
@@ -100,6 +117,7 @@ async fn merge(
     Form(f): Form<Decision>,
 ) -> Response {
     steward_only!(st, p);
+    let reason = reason_of(&f);
     let (Some(survivor), Some(merged), Some(sv), Some(mv)) =
         (f.survivor, f.merged, f.survivor_version, f.merged_version)
     else {
@@ -110,30 +128,17 @@ async fn merge(
             "表单不完整:缺少两人的主索引号或版本",
         );
     };
-    let store = st.svc.store.clone();
-    let actor = p.actor();
     let seen = Seen {
         survivor_version: sv,
         merged_version: mv,
     };
-    let reason = f.reason.filter(|r| !r.trim().is_empty());
-    let res = blocking(move || {
+    let to = format!("/mpi/persons/{survivor}");
+    decide(&st, &p, to, move |store, actor| {
         store
-            .mpi_merge(
-                &actor,
-                &survivor,
-                &merged,
-                seen,
-                Some(id),
-                reason.as_deref(),
-            )
-            .map(|_| survivor)
+            .mpi_merge(actor, &survivor, &merged, seen, Some(id), reason.as_deref())
+            .map(|_| ())
     })
-    .await;
-    match res {
-        Ok(survivor) => Redirect::to(&format!("/mpi/persons/{survivor}")).into_response(),
-        Err(e) => fail(&st, &p, crate::service::store_issue(e)),
-    }
+    .await
 }
 
 async fn distinct(
@@ -143,13 +148,11 @@ async fn distinct(
     Form(f): Form<Decision>,
 ) -> Response {
     steward_only!(st, p);
-    let store = st.svc.store.clone();
-    let actor = p.actor();
-    let reason = f.reason.filter(|r| !r.trim().is_empty());
-    match blocking(move || store.mpi_distinct(&actor, id, reason.as_deref())).await {
-        Ok(()) => Redirect::to("/mpi").into_response(),
-        Err(e) => fail(&st, &p, crate::service::store_issue(e)),
-    }
+    let reason = reason_of(&f);
+    decide(&st, &p, "/mpi".into(), move |store, actor| {
+        store.mpi_distinct(actor, id, reason.as_deref())
+    })
+    .await
 }
 
 async fn undo(
@@ -159,14 +162,12 @@ async fn undo(
     Form(f): Form<Decision>,
 ) -> Response {
     steward_only!(st, p);
-    let store = st.svc.store.clone();
-    let actor = p.actor();
-    let back = f.survivor.unwrap_or_default();
-    let reason = f.reason.filter(|r| !r.trim().is_empty());
-    match blocking(move || store.mpi_unmerge(&actor, id, reason.as_deref())).await {
-        Ok(()) => Redirect::to(&format!("/mpi/persons/{back}")).into_response(),
-        Err(e) => fail(&st, &p, crate::service::store_issue(e)),
-    }
+    let reason = reason_of(&f);
+    let to = format!("/mpi/persons/{}", f.survivor.unwrap_or_default());
+    decide(&st, &p, to, move |store, actor| {
+        store.mpi_unmerge(actor, id, reason.as_deref())
+    })
+    .await
 }
 
 /// The electronic health card as an SVG QR code (payload: the card number
@@ -191,12 +192,7 @@ async fn person(State(st): State<AppState>, Path(id): Path<String>, req: Request
         };
         let members = store.mpi_members(&person.id)?;
         let merges = store.mpi_merges(&person.id)?;
-        let mut records = vec![];
-        for m in &members {
-            let inst = store.read("Patient", &m.patient)?.and_then(|s| s.inst);
-            records.push((m.clone(), inst));
-        }
-        Ok(Some((person, records, merges)))
+        Ok(Some((person, members, merges)))
     })
     .await;
     let (person, records, merges) = match res {
@@ -212,8 +208,8 @@ async fn person(State(st): State<AppState>, Path(id): Path<String>, req: Request
     };
     let rows: Vec<minijinja::Value> = records
         .iter()
-        .map(|(m, inst)| {
-            let inst = inst.clone().unwrap_or_default();
+        .map(|m| {
+            let inst = m.institution.clone().unwrap_or_default();
             context! {
                 patient => m.patient, name => m.raw.name, birth => m.raw.birth_date, phone => m.raw.phone,
                 rid => m.raw.resident_id.as_deref().map(masked),
