@@ -81,6 +81,7 @@ fn synthetic(target: usize, seed: u64) -> Result<()> {
         use rayon::prelude::*;
         regs.par_iter()
             .map(|r| {
+                let r = &r.typed;
                 let birth = r.birth_date.map(|d| d.to_string());
                 resident::prepare(
                     &schema,

@@ -43,7 +43,7 @@ mod typos;
 
 pub use care::diagnosis_name;
 pub use geography::{COUNTY_CODE, COUNTY_ID, OUT_OF_COUNTY_ID, SUB_CENTRES};
-pub use registrations::{Registration, RegistrationSummary, registrations};
+pub use registrations::{Identity, Registration, RegistrationSummary, registrations};
 
 use chrono::NaiveDate;
 use yigong_core::{Condition, Encounter, Organization, Patient, Practitioner};

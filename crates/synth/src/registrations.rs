@@ -95,16 +95,9 @@ pub struct Registration {
     pub person: u32,
     /// Organisation id of the institution where the person was registered.
     pub institution: String,
-    pub name: String,
-    pub sex: Option<Sex>,
-    pub birth_date: Option<NaiveDate>,
-    /// Raw text as typed: may be 15 digits, have a lower-case x, full-width digits,
-    /// spaces, one wrong digit or two transposed.
-    pub resident_id: Option<String>,
-    pub phone: Option<String>,
-    /// 12-digit village division code.
-    pub village: Option<String>,
-    pub address: Option<String>,
+    /// What the clerk typed.
+    #[serde(flatten)]
+    pub typed: Identity,
 }
 
 /// What [`registrations`] emitted.
@@ -194,13 +187,16 @@ const RATES: ErrorRates = ErrorRates {
 };
 
 /// The identity fields of one registration.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct Identity {
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Identity {
     pub name: String,
     pub sex: Option<Sex>,
     pub birth_date: Option<NaiveDate>,
+    /// Raw text as typed: may be 15 digits, have a lower-case x, full-width digits,
+    /// spaces, one wrong digit or two transposed.
     pub resident_id: Option<String>,
     pub phone: Option<String>,
+    /// 12-digit village division code.
     pub village: Option<String>,
     pub address: Option<String>,
 }
@@ -424,13 +420,7 @@ fn registration(person: u32, institution: &str, t: Identity) -> Registration {
         id: String::new(),
         person,
         institution: institution.to_string(),
-        name: t.name,
-        sex: t.sex,
-        birth_date: t.birth_date,
-        resident_id: t.resident_id,
-        phone: t.phone,
-        village: t.village,
-        address: t.address,
+        typed: t,
     }
 }
 

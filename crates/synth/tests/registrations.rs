@@ -104,7 +104,7 @@ fn multiplicity_is_close_to_the_targets() {
     let share = |ages: std::ops::Range<i32>| {
         let g: Vec<_> = groups
             .values()
-            .filter(|g| ages.contains(&(2026 - g[0].birth_date.unwrap().year())))
+            .filter(|g| ages.contains(&(2026 - g[0].typed.birth_date.unwrap().year())))
             .collect();
         g.iter().filter(|g| g.len() >= 2).count() as f64 / g.len() as f64
     };
@@ -131,15 +131,15 @@ fn first_registrations_are_the_county_residents() {
         let g = &groups[&(i as u32)];
         let f = g[0];
         assert_eq!(Some(&f.institution), pt.managing_institution.as_ref());
-        assert_eq!(f.name, pt.name);
-        assert_eq!(f.sex, Some(pt.sex));
-        assert_eq!(f.birth_date, Some(pt.birth_date));
+        assert_eq!(f.typed.name, pt.name);
+        assert_eq!(f.typed.sex, Some(pt.sex));
+        assert_eq!(f.typed.birth_date, Some(pt.birth_date));
         assert_eq!(
-            f.resident_id.as_deref(),
+            f.typed.resident_id.as_deref(),
             pt.resident_id.as_ref().map(ResidentId::as_str)
         );
         assert_eq!(
-            (&f.phone, &f.village, &f.address),
+            (&f.typed.phone, &f.typed.village, &f.typed.address),
             (&pt.phone, &pt.village, &pt.address)
         );
         // Each registration at a different institution of the county.
@@ -147,7 +147,7 @@ fn first_registrations_are_the_county_residents() {
         assert_eq!(places.len(), g.len());
         assert!(places.iter().all(|i| orgs.contains(*i)));
         for r in g {
-            assert!(r.birth_date.is_none_or(|d| d <= p.as_of));
+            assert!(r.typed.birth_date.is_none_or(|d| d <= p.as_of));
         }
     }
 }
@@ -289,17 +289,17 @@ fn id_kinds(first: &str, later: Option<&str>, out: &mut Vec<Kind>) {
 
 fn kinds(f: &Registration, r: &Registration) -> Vec<Kind> {
     let mut out = vec![];
-    name_kinds(&f.name, &r.name, &mut out);
-    match r.sex {
+    name_kinds(&f.typed.name, &r.typed.name, &mut out);
+    match r.typed.sex {
         None => out.push(Kind::SexMissing),
-        s if s != f.sex => out.push(Kind::SexWrong),
+        s if s != f.typed.sex => out.push(Kind::SexWrong),
         _ => {}
     }
-    let fb = f.birth_date.unwrap();
+    let fb = f.typed.birth_date.unwrap();
     let swapped =
         NaiveDate::from_ymd_opt(fb.year(), fb.day(), fb.month()).filter(|_| fb.day() <= 12);
     let days = |a: NaiveDate, b: Option<NaiveDate>| b.map(|b| (a - b).num_days().abs());
-    match r.birth_date {
+    match r.typed.birth_date {
         None => out.push(Kind::BirthMissing),
         Some(b) if b == fb => {}
         Some(b) if days(b, Some(fb)) == Some(1) => out.push(Kind::NextDay),
@@ -309,22 +309,22 @@ fn kinds(f: &Registration, r: &Registration) -> Vec<Kind> {
         }
         Some(b) => panic!("birth date {fb} typed as {b}"),
     }
-    if let Some(id) = &f.resident_id {
-        id_kinds(id, r.resident_id.as_deref(), &mut out);
+    if let Some(id) = &f.typed.resident_id {
+        id_kinds(id, r.typed.resident_id.as_deref(), &mut out);
     } else {
-        assert_eq!(r.resident_id, None, "no ID appears from nowhere");
+        assert_eq!(r.typed.resident_id, None, "no ID appears from nowhere");
     }
-    if f.phone.is_some() {
-        match &r.phone {
+    if f.typed.phone.is_some() {
+        match &r.typed.phone {
             None => out.push(Kind::PhoneMissing),
-            p if *p != f.phone => out.push(Kind::PhoneChanged),
+            p if *p != f.typed.phone => out.push(Kind::PhoneChanged),
             _ => {}
         }
     }
-    if r.village.is_none() {
+    if r.typed.village.is_none() {
         out.push(Kind::VillageMissing);
     }
-    match (&f.address, &r.address) {
+    match (&f.typed.address, &r.typed.address) {
         (_, None) => out.push(Kind::AddressMissing),
         (Some(a), Some(b)) if a != b => {
             assert!(a.ends_with(b.as_str()) && b.len() < a.len(), "{a} / {b}");
@@ -405,10 +405,13 @@ fn twins_and_household_members_are_not_duplicates() {
     for g in groups.values() {
         let f = g[0];
         born_together
-            .entry((f.address.clone().unwrap(), f.birth_date.unwrap()))
+            .entry((
+                f.typed.address.clone().unwrap(),
+                f.typed.birth_date.unwrap(),
+            ))
             .or_default()
             .push(f);
-        if let Some(p) = &f.phone {
+        if let Some(p) = &f.typed.phone {
             phones.entry(p).or_default().insert(f.person);
         }
     }
@@ -420,10 +423,10 @@ fn twins_and_household_members_are_not_duplicates() {
     for pair in &twins {
         let (a, b) = (pair[0], pair[1]);
         assert_ne!(a.person, b.person);
-        assert_ne!(a.name, b.name, "twins have different names");
-        assert_eq!(a.village, b.village);
-        shared_phone += usize::from(a.phone.is_some() && a.phone == b.phone);
-        if let (Some(x), Some(y)) = (&a.resident_id, &b.resident_id) {
+        assert_ne!(a.typed.name, b.typed.name, "twins have different names");
+        assert_eq!(a.typed.village, b.typed.village);
+        shared_phone += usize::from(a.typed.phone.is_some() && a.typed.phone == b.typed.phone);
+        if let (Some(x), Some(y)) = (&a.typed.resident_id, &b.typed.resident_id) {
             assert_ne!(x, y);
             let seq = |s: &str| s[14..17].parse::<i32>().unwrap();
             adjacent_ids += usize::from(x[..14] == y[..14] && (seq(x) - seq(y)).abs() <= 3);
