@@ -266,6 +266,7 @@ fn febrl(dir: &Path) -> Result<()> {
         .args(["bench/empi/febrl.py", "export"])
         .arg(dir)
         .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
         .status()?;
     if !status.success() {
         bail!("导出 FEBRL 数据失败");

@@ -5,6 +5,7 @@
 pub mod bundle;
 pub mod capability;
 pub mod codes;
+pub mod consent;
 pub mod extract;
 pub mod mapping;
 pub mod outcome;

@@ -312,7 +312,7 @@ async fn everything(
 ) -> Result<Response, ApiError> {
     check_id(&id)?;
     let base = base_url(&headers);
-    let all = blocking(move || st.svc.everything(&p, &id)).await?;
+    let all = blocking(move || st.svc.everything(&p, &id)).await?.records;
     let n = all.len() as i64;
     let page = SearchPage {
         base: &base,

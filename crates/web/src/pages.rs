@@ -557,14 +557,29 @@ async fn patient(State(st): State<AppState>, Path(id): Path<String>, req: Reques
     let p2 = p.clone();
     let res = blocking(move || -> Result<_, yigong_fhir::Issue> {
         let everything = svc.everything(&p2, &id)?;
-        let accesses = svc
+        let person = svc
             .store
-            .access_history(&id, 20)
+            .mpi_person_of(&id)
             .map_err(crate::service::store_issue)?;
-        Ok((everything, accesses))
+        // Who looked at any of the resident's records, newest first.
+        let mut accesses = vec![];
+        for pid in svc
+            .store
+            .mpi_linked_patients(&id)
+            .map_err(crate::service::store_issue)?
+        {
+            accesses.extend(
+                svc.store
+                    .access_history(&pid, 20)
+                    .map_err(crate::service::store_issue)?,
+            );
+        }
+        accesses.sort_by(|a, b| b.at.cmp(&a.at));
+        accesses.truncate(20);
+        Ok((everything, person, accesses))
     })
     .await;
-    let (all, accesses) = match res {
+    let (everything, master, accesses) = match res {
         Ok(v) => v,
         Err(issue) => {
             let status = StatusCode::from_u16(issue.status).unwrap_or(StatusCode::BAD_REQUEST);
@@ -573,7 +588,8 @@ async fn patient(State(st): State<AppState>, Path(id): Path<String>, req: Reques
     };
     // Warmed by `page_user`, so this never touches the database here.
     let names = st.svc.org_names();
-    let docs: Vec<Value> = all
+    let docs: Vec<Value> = everything
+        .records
         .iter()
         .filter_map(|s| serde_json::from_str(&s.body).ok())
         .collect();
@@ -659,7 +675,12 @@ async fn patient(State(st): State<AppState>, Path(id): Path<String>, req: Reques
     render(
         &st,
         "patient.html",
-        context! { title => "居民档案", nav => "patients", user => user_ctx(&st, &p), p => person, encounters => enc_rows, conditions => conditions, accesses => access_rows },
+        context! {
+            title => "居民档案", nav => "patients", user => user_ctx(&st, &p), p => person,
+            encounters => enc_rows, conditions => conditions, accesses => access_rows,
+            master => master.map(|m| context! { id => m.id, card => m.card, records => m.golden["records"].clone() }),
+            withheld => everything.withheld,
+        },
     )
 }
 

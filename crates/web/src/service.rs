@@ -216,6 +216,10 @@ impl Service {
             ));
         }
         self.log_read(p, &s);
+        if s.rtype == "Patient" {
+            let linked = self.store.mpi_linked_patients(id).map_err(store_issue)?;
+            return Ok(with_links(s, &linked));
+        }
         Ok(s)
     }
 
@@ -272,33 +276,52 @@ impl Service {
     /// The lifelong record: the Patient asked for, the other records of the
     /// same master person, and every record in their compartments, from every
     /// institution (one person, one file). The entry record must be in the
-    /// reader's scope; reads of records held by other institutions are logged
-    /// so the resident can see who looked.
-    pub fn everything(&self, p: &Principal, id: &str) -> Result<Vec<Stored>, Issue> {
-        let patient = self.read(p, "Patient", id)?;
+    /// reader's scope. The resident's Consents decide what is shared: an active
+    /// deny withholds records held by other institutions than the reader's.
+    /// Reads of records held elsewhere are logged so the resident can see who
+    /// looked.
+    pub fn everything(&self, p: &Principal, id: &str) -> Result<Lifelong, Issue> {
+        let entry = self.read(p, "Patient", id)?;
         let linked = self.store.mpi_linked_patients(id).map_err(store_issue)?;
-        let mut all = vec![patient];
+        let mut all = vec![];
         for pid in &linked {
             if pid != id
                 && let Some(s) = self.store.read("Patient", pid).map_err(store_issue)?
             {
-                self.log_read(p, &s);
-                all.push(s);
+                all.push(with_links(s, &linked));
             }
-            for s in self
-                .store
-                .patient_compartment(pid, 10_000)
-                .map_err(store_issue)?
-                .into_iter()
-                .filter(|s| s.rtype != "Patient")
-            {
-                if !s.visible_to(&p.0.scope) {
-                    self.log_read(p, &s);
-                }
-                all.push(s);
-            }
+            all.extend(
+                self.store
+                    .patient_compartment(pid, 10_000)
+                    .map_err(store_issue)?
+                    .into_iter()
+                    .filter(|s| s.rtype != "Patient"),
+            );
         }
-        Ok(all)
+        let today = chrono::Utc::now()
+            .with_timezone(&chrono_tz::Asia::Shanghai)
+            .format("%Y-%m-%d")
+            .to_string();
+        let reader = p.0.institution.as_deref();
+        let restricted = all.iter().filter(|s| s.rtype == "Consent").any(|s| {
+            serde_json::from_str::<Value>(&s.body)
+                .is_ok_and(|c| yigong_fhir::consent::denies(&c, reader, &today))
+        });
+        let held_elsewhere = |s: &Stored| s.rtype != "Consent" && s.inst.as_deref() != reader;
+        let before = all.len();
+        if restricted {
+            all.retain(|s| !held_elsewhere(s));
+        }
+        let withheld = before - all.len();
+        for s in all
+            .iter()
+            .filter(|s| held_elsewhere(s) || !s.visible_to(&p.0.scope))
+        {
+            self.log_read(p, s);
+        }
+        let mut records = vec![with_links(entry, &linked)];
+        records.extend(all);
+        Ok(Lifelong { records, withheld })
     }
 
     /// `Patient/$match`: candidate records scored against a registration, each
@@ -548,4 +571,29 @@ pub fn person_resource(
         v["telecom"] = serde_json::json!([{ "system": "phone", "value": ph }]);
     }
     v
+}
+
+/// A resident's lifelong record and how many records their consent withheld.
+pub struct Lifelong {
+    pub records: Vec<Stored>,
+    pub withheld: usize,
+}
+
+/// A Patient with `link` entries (`seealso`) to the other records of the same
+/// master person. Derived from the index when served, so linking never
+/// creates new versions of the records it links.
+fn with_links(mut s: Stored, linked: &[String]) -> Stored {
+    let others: Vec<Value> = linked
+        .iter()
+        .filter(|o| **o != s.id)
+        .map(|o| json!({ "other": { "reference": format!("Patient/{o}") }, "type": "seealso" }))
+        .collect();
+    if others.is_empty() {
+        return s;
+    }
+    if let Ok(mut v) = serde_json::from_str::<Value>(&s.body) {
+        v["link"] = Value::Array(others);
+        s.body = v.to_string();
+    }
+    s
 }

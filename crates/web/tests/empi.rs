@@ -218,3 +218,116 @@ fn stewards_review_merge_and_undo() {
         "and the question is open again"
     );
 }
+
+fn consent(patient: &str, actors: &[&str]) -> Value {
+    let mut provision = json!({ "type": "deny" });
+    if !actors.is_empty() {
+        provision["actor"] = Value::Array(
+            actors
+                .iter()
+                .map(|o| json!({
+                    "role": { "coding": [{ "system": "http://terminology.hl7.org/CodeSystem/v3-ParticipationType", "code": "IRCP" }] },
+                    "reference": { "reference": format!("Organization/{o}") }
+                }))
+                .collect(),
+        );
+    }
+    json!({
+        "resourceType": "Consent",
+        "id": "c1",
+        "status": "active",
+        "scope": { "coding": [{ "system": "http://terminology.hl7.org/CodeSystem/consentscope", "code": "patient-privacy" }] },
+        "category": [{ "coding": [{ "system": "http://loinc.org", "code": "59284-0" }] }],
+        "patient": { "reference": format!("Patient/{patient}") },
+        "policyRule": { "coding": [{ "system": "http://terminology.hl7.org/CodeSystem/v3-ActCode", "code": "OPTOUT" }] },
+        "provision": provision
+    })
+}
+
+fn everything_ids(s: &TestServer, token: &str, patient: &str) -> Vec<String> {
+    s.get(token, &format!("/fhir/Patient/{patient}/$everything"))
+        .json()["entry"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|e| e["resource"]["id"].as_str().map(str::to_string))
+        .collect()
+}
+
+#[test]
+fn consent_decides_what_other_institutions_see() {
+    let s = TestServer::start();
+    seed_county(&s);
+    let (doc1, doc2) = (s.token("doc1"), s.token("doc2"));
+    let mut a = patient("t1");
+    a["id"] = json!("pa");
+    assert_eq!(
+        s.put(&doc1, "/fhir/Patient/pa", &a.to_string(), None)
+            .status,
+        201
+    );
+    let mut e = encounter("pa", "t1");
+    e["id"] = json!("ea");
+    assert_eq!(
+        s.put(&doc1, "/fhir/Encounter/ea", &e.to_string(), None)
+            .status,
+        201
+    );
+    let mut b = patient("t2");
+    b["id"] = json!("pb");
+    assert_eq!(
+        s.put(&doc2, "/fhir/Patient/pb", &b.to_string(), None)
+            .status,
+        201
+    );
+
+    // The two records know each other (Patient.link, derived from the index).
+    let read = s.get(&doc1, "/fhir/Patient/pa").json();
+    assert_eq!(read["link"][0]["other"]["reference"], "Patient/pb");
+    assert_eq!(read["link"][0]["type"], "seealso");
+    assert!(everything_ids(&s, &doc2, "pb").contains(&"ea".to_string()));
+
+    // She denies sharing with every other institution.
+    let c = s.put(
+        &doc1,
+        "/fhir/Consent/c1",
+        &consent("pa", &[]).to_string(),
+        None,
+    );
+    assert_eq!(c.status, 201, "{}", c.text);
+    let seen = everything_ids(&s, &doc2, "pb");
+    assert!(
+        !seen.contains(&"ea".to_string()) && !seen.contains(&"pa".to_string()),
+        "{seen:?}"
+    );
+    assert!(
+        seen.contains(&"pb".to_string()),
+        "t2 still sees its own record"
+    );
+    assert!(
+        everything_ids(&s, &doc1, "pa").contains(&"ea".to_string()),
+        "t1 sees what it holds"
+    );
+    let mut r = s
+        .agent
+        .get(s.url("/patients/pb"))
+        .header("Authorization", format!("Bearer {doc2}"))
+        .call()
+        .unwrap();
+    let page = r.body_mut().read_to_string().unwrap();
+    assert!(
+        page.contains("consent-withheld"),
+        "the page says records were withheld"
+    );
+
+    // Narrowed to one named organisation (not t2): t2 sees her records again.
+    let narrowed = consent("pa", &["com1"]);
+    let c = s.put(
+        &doc1,
+        "/fhir/Consent/c1",
+        &narrowed.to_string(),
+        Some("W/\"1\""),
+    );
+    assert_eq!(c.status, 200, "{}", c.text);
+    assert!(everything_ids(&s, &doc2, "pb").contains(&"ea".to_string()));
+}

@@ -197,6 +197,40 @@ fn emitted_json_validates_as_fhir_r4() {
         "transaction-response",
         &s.post(&doc, "/fhir", &tx.to_string()).text,
     );
+    // The index: the fixture above is the same resident as pat-1, so pat-1 now
+    // carries Patient.link; the master Person, a $match answer, a Consent and a
+    // registration with an unverified ID.
+    let person = s.store.mpi_person_of("pat-1").unwrap().unwrap();
+    for path in [
+        "/fhir/Patient/pat-1".to_string(),
+        format!("/fhir/Person/{}", person.id),
+    ] {
+        let r = s.get(&doc, &path);
+        assert_eq!(r.status, 200, "{}", r.text);
+        keep("index", &r.text);
+    }
+    assert!(s.get(&doc, "/fhir/Patient/pat-1").json()["link"].is_array());
+    let q = json!({ "resourceType": "Parameters", "parameter": [{ "name": "resource", "resource": patient_fixture() }] });
+    keep(
+        "match",
+        &s.post(&doc, "/fhir/Patient/$match", &q.to_string()).text,
+    );
+    let consent = json!({
+        "resourceType": "Consent", "id": "consent-1", "status": "active",
+        "scope": { "coding": [{ "system": "http://terminology.hl7.org/CodeSystem/consentscope", "code": "patient-privacy" }] },
+        "category": [{ "coding": [{ "system": "http://loinc.org", "code": "59284-0" }] }],
+        "patient": { "reference": "Patient/pat-1" },
+        "policyRule": { "coding": [{ "system": "http://terminology.hl7.org/CodeSystem/v3-ActCode", "code": "OPTOUT" }] },
+        "provision": { "type": "deny" }
+    });
+    let r = s.put(&doc, "/fhir/Consent/consent-1", &consent.to_string(), None);
+    assert_eq!(r.status, 201, "{}", r.text);
+    keep("consent", &r.text);
+    let mut unverified = common::patient("t1");
+    unverified["identifier"][0]["value"] = json!("110105194912310021");
+    let r = s.post(&doc, "/fhir/Patient", &unverified.to_string());
+    assert_eq!(r.status, 201, "{}", r.text);
+    keep("unverified", &r.text);
     keep("malformed", &s.post(&doc, "/fhir/Patient", "{").text);
     keep("unauthenticated", &s.get("bad", "/fhir/Patient").text);
 
