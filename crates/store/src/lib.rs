@@ -244,7 +244,7 @@ impl Store {
             let pragmas = if on {
                 "PRAGMA synchronous=OFF; PRAGMA cache_size=-1048576; PRAGMA wal_autocheckpoint=65536;"
             } else {
-                "PRAGMA synchronous=NORMAL; PRAGMA cache_size=-65536; PRAGMA wal_autocheckpoint=1000; PRAGMA wal_checkpoint(TRUNCATE);"
+                "PRAGMA synchronous=NORMAL; PRAGMA cache_size=-65536; PRAGMA wal_autocheckpoint=0; PRAGMA wal_checkpoint(TRUNCATE);"
             };
             c.execute_batch(pragmas)?;
         }
