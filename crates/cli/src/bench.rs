@@ -116,7 +116,8 @@ fn rss_kb(pid: u32) -> u64 {
         .unwrap_or(0)
 }
 
-fn peak_rss_self_kb() -> u64 {
+/// Peak resident memory of this process so far (VmHWM), in kB.
+pub(crate) fn peak_rss_self_kb() -> u64 {
     std::fs::read_to_string("/proc/self/status")
         .ok()
         .and_then(|s| {

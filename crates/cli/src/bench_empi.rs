@@ -46,16 +46,12 @@ pub fn run(args: BenchEmpiArgs) -> Result<()> {
     Ok(())
 }
 
-/// Peak resident memory of this process so far, in MB.
-fn peak_mb() -> f64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmHWM:"))
-                .and_then(|l| l.split_whitespace().nth(1)?.parse::<f64>().ok())
-        })
-        .map_or(0.0, |kb| kb / 1024.0)
+/// How many different values.
+fn distinct<T: Ord + Clone>(v: &[T]) -> usize {
+    let mut v = v.to_vec();
+    v.sort_unstable();
+    v.dedup();
+    v.len()
 }
 
 fn synthetic(target: usize, seed: u64) -> Result<()> {
@@ -105,21 +101,11 @@ fn synthetic(target: usize, seed: u64) -> Result<()> {
     let total = t.elapsed().as_secs_f64();
     let acc = yigong_empi::cluster_accuracy(&res.labels, &truth);
     let baseline = yigong_empi::cluster_accuracy(&exact_id_labels(&records), &truth);
-    let persons = {
-        let mut l = res.labels.clone();
-        l.sort_unstable();
-        l.dedup();
-        l.len()
-    };
+    let persons = distinct(&res.labels);
     println!(
         "登记 {} 条(生成 {generated:.1} s 不计入);真实人数 {};候选对 {};EM 迭代 {};自动关联 {} 对,待人工复核 {} 对,身份证冲突拒绝 {} 次,跳过超大块 {} 个",
         records.len(),
-        {
-            let mut t = truth.clone();
-            t.sort_unstable();
-            t.dedup();
-            t.len()
-        },
+        distinct(&truth),
         res.compared,
         res.model.iterations,
         res.links().count(),
@@ -132,7 +118,7 @@ fn synthetic(target: usize, seed: u64) -> Result<()> {
         acc.precision,
         acc.recall,
         acc.f1,
-        peak_mb()
+        crate::bench::peak_rss_self_kb() as f64 / 1024.0
     );
     println!(
         "  对照:仅按身份证号精确匹配 P={:.4} R={:.4} F1={:.4}",
