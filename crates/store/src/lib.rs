@@ -250,6 +250,22 @@ impl Store {
         }
         Ok(())
     }
+    /// SQLite: runs a passive checkpoint and returns (frames in the WAL, frames
+    /// copied into the database); equal when the WAL is fully checkpointed.
+    /// `None` on PostgreSQL.
+    pub fn wal_checkpoint(&self) -> Result<Option<(i64, i64)>, StoreError> {
+        match &self.db {
+            Db::Sqlite { writer, .. } => {
+                let c = writer.lock().unwrap_or_else(|p| p.into_inner());
+                Ok(Some(c.query_row(
+                    "PRAGMA wal_checkpoint(PASSIVE)",
+                    [],
+                    |r| Ok((r.get(1)?, r.get(2)?)),
+                )?))
+            }
+            Db::Postgres { .. } => Ok(None),
+        }
+    }
     pub fn db(&self) -> &Db {
         &self.db
     }
