@@ -565,6 +565,19 @@ fn resolve_registration(
         tx.exec("DELETE FROM mpi_key WHERE patient = ?", &[patient.into()])?;
         insert_keys(tx, engine, patient, &prepared)?;
         refresh_person(tx, engine, &person, now)?;
+        // The corrected record may now resemble someone else: never moved
+        // automatically, but put before a steward.
+        let model = engine.model();
+        let mut seen = std::collections::HashSet::from([person.clone()]);
+        let doubtful: Vec<MatchCandidate> =
+            score_candidates(engine, &model, &prepared, candidates(tx, &keys, patient)?)
+                .into_iter()
+                .take_while(|c| c.probability >= model.review)
+                .filter(|c| seen.insert(c.person.clone()))
+                .take(MAX_REVIEWS)
+                .map(|c| c.explain(engine, &model, &prepared))
+                .collect();
+        open_reviews(tx, patient, version, &person, &doubtful, now)?;
         let reason = format!("主索引 {person} 的登记信息已更新");
         return AuditRow::by(actor, now, "mpi-refresh")
             .on("Patient", patient)
@@ -629,26 +642,7 @@ fn resolve_registration(
     if chosen.is_some() {
         refresh_person(tx, engine, &person, now)?;
     }
-    for c in &reviews {
-        if c.person == person {
-            continue;
-        }
-        let other_version = patient_version(tx, &c.patient)?;
-        // Stored as (smaller id, larger id); the explanation's sides follow.
-        let mut explanation = c.explanation.clone();
-        let (a, b, av, bv) = if c.patient.as_str() < patient {
-            for f in &mut explanation.fields {
-                std::mem::swap(&mut f.a, &mut f.b);
-            }
-            (c.patient.as_str(), patient, other_version, version)
-        } else {
-            (patient, c.patient.as_str(), version, other_version)
-        };
-        tx.exec(
-            "INSERT INTO mpi_review (a, b, probability, explanation, a_version, b_version, status, created) VALUES (?, ?, ?, ?, ?, ?, 'open', ?) ON CONFLICT (a, b) DO NOTHING",
-            &[a.into(), b.into(), ppm(c.probability), serde_json::to_string(&explanation).unwrap_or_default().into(), Val::Int(av), Val::Int(bv), now.into()],
-        )?;
-    }
+    open_reviews(tx, patient, version, &person, &reviews, now)?;
     let reason = match probability {
         Some(p) => format!("自动关联主索引 {person}(匹配概率 {p:.4})"),
         None => format!("新建主索引 {person}"),
@@ -663,6 +657,39 @@ fn resolve_registration(
         .version(version)
         .reason(Some(&reason))
         .append(tx)
+}
+
+/// Review items pairing `patient` with records of other persons.
+fn open_reviews(
+    tx: &mut dyn Sql,
+    patient: &str,
+    version: i64,
+    own_person: &str,
+    candidates: &[MatchCandidate],
+    now: &str,
+) -> Result<(), StoreError> {
+    for c in candidates.iter().filter(|c| c.person != own_person) {
+        let other_version = patient_version(tx, &c.patient)?;
+        // Stored as (smaller id, larger id); the explanation's sides follow.
+        let mut explanation = c.explanation.clone();
+        let (a, b, av, bv) = if c.patient.as_str() < patient {
+            for f in &mut explanation.fields {
+                std::mem::swap(&mut f.a, &mut f.b);
+            }
+            (c.patient.as_str(), patient, other_version, version)
+        } else {
+            (patient, c.patient.as_str(), version, other_version)
+        };
+        tx.exec(
+            // An open question is asked again with today's records; a decided
+            // one (distinct, merged) stays decided.
+            "INSERT INTO mpi_review (a, b, probability, explanation, a_version, b_version, status, created) VALUES (?, ?, ?, ?, ?, ?, 'open', ?)
+             ON CONFLICT (a, b) DO UPDATE SET probability = excluded.probability, explanation = excluded.explanation,
+             a_version = excluded.a_version, b_version = excluded.b_version, created = excluded.created WHERE mpi_review.status = 'open'",
+            &[a.into(), b.into(), ppm(c.probability), serde_json::to_string(&explanation).unwrap_or_default().into(), Val::Int(av), Val::Int(bv), now.into()],
+        )?;
+    }
+    Ok(())
 }
 
 fn review_row(r: Vec<Val>) -> ReviewItem {

@@ -389,6 +389,51 @@ fn twins_without_ids_go_to_review_and_stale_decisions_are_refused() {
     }
 }
 
+#[test]
+fn a_corrected_record_that_now_resembles_someone_goes_to_review() {
+    for b in backends() {
+        let s = &b.store;
+        county(s);
+        let a = admin();
+        register(s, &a, resident("p1", "t1", &wang(Some(ID_A))));
+        let typo = Reg {
+            name: "王明",
+            birth: "1991-01-01",
+            phone: None,
+            ..wang(None)
+        };
+        register(s, &a, resident("p4", "t2", &typo));
+        assert_ne!(person(s, "p1"), person(s, "p4"), "{}", b.name);
+        assert!(s.mpi_reviews("open", 10).unwrap().is_empty());
+        // The clerk corrects name and birth date: now it looks like p1.
+        let fixed = Reg {
+            phone: None,
+            ..wang(None)
+        };
+        s.put(
+            &a,
+            resident("p4", "t2", &fixed),
+            Precondition::IfMatch(1),
+            None,
+        )
+        .unwrap();
+        assert_ne!(
+            person(s, "p1"),
+            person(s, "p4"),
+            "{}: never moved automatically",
+            b.name
+        );
+        let open = s.mpi_reviews("open", 10).unwrap();
+        assert_eq!(
+            (open[0].a.as_str(), open[0].b.as_str()),
+            ("p1", "p4"),
+            "{}",
+            b.name
+        );
+        assert_eq!(open[0].b_version, 2, "scored on the corrected record");
+    }
+}
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: 12, ..ProptestConfig::default() })]
 
