@@ -886,22 +886,22 @@ impl Store {
 
     /// The person a Patient record belongs to (following merges).
     pub fn mpi_person_of(&self, patient: &str) -> Result<Option<Person>, StoreError> {
-        self.db.read(|c| {
-            Ok(c.query_one(
-                &format!("SELECT {PERSON_COLS} FROM mpi_link l JOIN mpi_person p ON p.id = l.person WHERE l.patient = ?"),
-                &[patient.into()],
-            )?
-            .map(person_row))
-        })
+        self.person_by(
+            "FROM mpi_link l JOIN mpi_person p ON p.id = l.person WHERE l.patient = ?",
+            patient,
+        )
     }
 
     pub fn mpi_person_by_card(&self, card: &str) -> Result<Option<Person>, StoreError> {
+        self.person_by("FROM mpi_person p WHERE p.card = ?", card)
+    }
+
+    fn person_by(&self, from_where: &str, key: &str) -> Result<Option<Person>, StoreError> {
         self.db.read(|c| {
-            Ok(c.query_one(
-                &format!("SELECT {PERSON_COLS} FROM mpi_person p WHERE p.card = ?"),
-                &[card.into()],
-            )?
-            .map(person_row))
+            Ok(
+                c.query_one(&format!("SELECT {PERSON_COLS} {from_where}"), &[key.into()])?
+                    .map(person_row),
+            )
         })
     }
 

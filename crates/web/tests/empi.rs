@@ -33,36 +33,38 @@ fn html(s: &TestServer, token: &str, path: &str) -> (u16, String) {
     )
 }
 
-#[test]
-fn one_person_across_two_institutions() {
-    let s = TestServer::start();
-    seed_county(&s);
-    let (doc1, doc2, admin) = (s.token("doc1"), s.token("doc2"), s.token("admin"));
+/// Registered at t1 (with a visit `ea`) as `pa`, and again at t2 as `pb`:
+/// the other community's centre types a homophone and no phone.
+fn resident_at_two_centres(s: &TestServer, doc1: &str, doc2: &str) {
     let mut a = patient("t1");
     a["id"] = json!("pa");
     assert_eq!(
-        s.put(&doc1, "/fhir/Patient/pa", &a.to_string(), None)
-            .status,
+        s.put(doc1, "/fhir/Patient/pa", &a.to_string(), None).status,
         201
     );
     let mut e = encounter("pa", "t1");
     e["id"] = json!("ea");
     assert_eq!(
-        s.put(&doc1, "/fhir/Encounter/ea", &e.to_string(), None)
+        s.put(doc1, "/fhir/Encounter/ea", &e.to_string(), None)
             .status,
         201
     );
-
-    // The other community's centre registers her again: a homophone, no phone.
     let mut b = patient("t2");
     b["id"] = json!("pb");
     b["name"] = json!([{ "text": "王小红" }]);
     b.as_object_mut().unwrap().remove("telecom");
     assert_eq!(
-        s.put(&doc2, "/fhir/Patient/pb", &b.to_string(), None)
-            .status,
+        s.put(doc2, "/fhir/Patient/pb", &b.to_string(), None).status,
         201
     );
+}
+
+#[test]
+fn one_person_across_two_institutions() {
+    let s = TestServer::start();
+    seed_county(&s);
+    let (doc1, doc2, admin) = (s.token("doc1"), s.token("doc2"), s.token("admin"));
+    resident_at_two_centres(&s, &doc1, &doc2);
     let pa = s.store.mpi_person_of("pa").unwrap().unwrap();
     assert_eq!(s.store.mpi_person_of("pb").unwrap().unwrap().id, pa.id);
 
@@ -259,27 +261,7 @@ fn consent_decides_what_other_institutions_see() {
     let s = TestServer::start();
     seed_county(&s);
     let (doc1, doc2) = (s.token("doc1"), s.token("doc2"));
-    let mut a = patient("t1");
-    a["id"] = json!("pa");
-    assert_eq!(
-        s.put(&doc1, "/fhir/Patient/pa", &a.to_string(), None)
-            .status,
-        201
-    );
-    let mut e = encounter("pa", "t1");
-    e["id"] = json!("ea");
-    assert_eq!(
-        s.put(&doc1, "/fhir/Encounter/ea", &e.to_string(), None)
-            .status,
-        201
-    );
-    let mut b = patient("t2");
-    b["id"] = json!("pb");
-    assert_eq!(
-        s.put(&doc2, "/fhir/Patient/pb", &b.to_string(), None)
-            .status,
-        201
-    );
+    resident_at_two_centres(&s, &doc1, &doc2);
 
     // The two records know each other (Patient.link, derived from the index).
     let read = s.get(&doc1, "/fhir/Patient/pa").json();
