@@ -47,6 +47,7 @@ fn sigkill_during_import_loses_no_acknowledged_bundle() {
                 sub_centre: false,
                 lead: false,
             }),
+            performer: None,
         };
         store
             .put(&Actor::system("t"), org, Precondition::Create, None)

@@ -31,6 +31,9 @@ pub struct Extracted {
     /// Every `Type/id` reference in the resource.
     pub refs: Vec<(String, String)>,
     pub org_facts: Option<OrgFacts>,
+    /// The institution a request or task is addressed to (ServiceRequest.performer,
+    /// Task.owner): it sees the record too.
+    pub performer: Option<String>,
 }
 
 pub fn is_valid_id(id: &str) -> bool {
@@ -226,6 +229,99 @@ fn index_common(index: &mut Vec<(String, String)>, v: &Value) {
     }
 }
 
+/// The `recorded-at` extension: the institution a record was made at.
+fn recorded_at(v: &Value) -> Option<String> {
+    extension(v, EXT_RECORDED_AT)
+        .and_then(|e| e.get("valueReference")?.get("reference")?.as_str())
+        .and_then(parse_reference)
+        .filter(|(t, _)| *t == "Organization")
+        .map(|(_, id)| id.to_string())
+}
+
+/// Reference search parameters of the workflow resources (index value: the id).
+fn index_references(index: &mut Vec<(String, String)>, rtype: &str, v: &Value) {
+    let params: &[(&str, &str)] = match rtype {
+        "Task" => &[
+            ("owner", "owner"),
+            ("requester", "requester"),
+            ("focus", "focus"),
+        ],
+        "ServiceRequest" => &[("requester", "requester"), ("performer", "performer")],
+        "DiagnosticReport" => &[
+            ("basedOn", "based-on"),
+            ("performer", "performer"),
+            ("result", "result"),
+        ],
+        "Observation" => &[("basedOn", "based-on"), ("performer", "performer")],
+        "Slot" => &[("schedule", "schedule")],
+        "Appointment" => &[("slot", "slot"), ("basedOn", "based-on")],
+        "Schedule" => &[("actor", "actor")],
+        _ => &[],
+    };
+    for (key, param) in params {
+        let items: Vec<&Value> = match v.get(*key) {
+            Some(Value::Array(a)) => a.iter().collect(),
+            Some(one) => vec![one],
+            None => vec![],
+        };
+        for r in items {
+            if let Some((_, id)) = r
+                .get("reference")
+                .and_then(Value::as_str)
+                .and_then(parse_reference)
+            {
+                index.push((param.to_string(), id.to_string()));
+            }
+        }
+    }
+    if rtype == "Appointment" {
+        for p in v
+            .get("participant")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
+            if let Some((_, id)) = p
+                .get("actor")
+                .and_then(|a| a.get("reference"))
+                .and_then(Value::as_str)
+                .and_then(parse_reference)
+            {
+                index.push(("actor".into(), id.to_string()));
+            }
+        }
+    }
+    if rtype == "ServiceRequest"
+        && let Some(org) = recorded_at(v)
+    {
+        // `requester=Organization/x` finds what an institution asked for.
+        index.push(("requester".into(), org));
+    }
+    if matches!(rtype, "Task" | "ServiceRequest") {
+        if let Some(p) = v.get("priority").and_then(Value::as_str) {
+            index.push(("priority".into(), p.to_string()));
+        }
+    }
+    let concepts: &[(&str, &str)] = match rtype {
+        "Task" => &[("businessStatus", "business-status")],
+        "ServiceRequest" | "DiagnosticReport" | "Observation" => &[("category", "category")],
+        "Schedule" | "Slot" | "Appointment" => &[("serviceType", "service-type")],
+        _ => &[],
+    };
+    for (key, param) in concepts {
+        let items: Vec<&Value> = match v.get(*key) {
+            Some(Value::Array(a)) => a.iter().collect(),
+            Some(one) => vec![one],
+            None => vec![],
+        };
+        for c in items.into_iter().flat_map(codings) {
+            if let Some(code) = c.get("code").and_then(Value::as_str) {
+                push_token(index, param, c.get("system").and_then(Value::as_str), code);
+            }
+        }
+    }
+}
+
 /// The first date-like element, by the priority FHIR search uses for `date`.
 fn main_date(rtype: &str, v: &Value) -> Option<String> {
     let candidates: &[&[&str]] = match rtype {
@@ -239,6 +335,7 @@ fn main_date(rtype: &str, v: &Value) -> Option<String> {
         _ => &[
             &["effectiveDateTime"],
             &["effectivePeriod", "start"],
+            &["start"],
             &["period", "start"],
             &["onsetDateTime"],
             &["recordedDate"],
@@ -328,19 +425,49 @@ pub fn check_and_extract(rtype: &str, v: &Value, now: DateTime<Utc>) -> Result<E
     };
     let mut index = vec![];
     index_common(&mut index, v);
-    ex.patient = ["subject", "patient", "beneficiary"]
+    ex.patient = ["subject", "patient", "beneficiary", "for"]
         .iter()
         .find_map(|k| ref_id(v, k, "Patient"))
         .map(str::to_string);
+    if ex.patient.is_none() && rtype == "Appointment" {
+        ex.patient = v
+            .get("participant")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .filter_map(|p| p.get("actor")?.get("reference")?.as_str())
+            .filter_map(parse_reference)
+            .find(|(t, _)| *t == "Patient")
+            .map(|(_, id)| id.to_string());
+    }
     ex.org = [
         "managingOrganization",
         "serviceProvider",
         "partOf",
         "organization",
         "provider",
+        "requester",
     ]
     .iter()
     .find_map(|k| ref_id(v, k, "Organization"))
+    .map(str::to_string);
+    if ex.org.is_none() && rtype != "Patient" && rtype != "Organization" {
+        ex.org = recorded_at(v);
+    }
+    index_references(&mut index, rtype, v);
+    ex.performer = match rtype {
+        "Task" => ref_id(v, "owner", "Organization"),
+        "ServiceRequest" => v
+            .get("performer")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .filter_map(|r| r.get("reference")?.as_str())
+            .filter_map(parse_reference)
+            .find(|(t, _)| *t == "Organization")
+            .map(|(_, id)| id),
+        _ => None,
+    }
     .map(str::to_string);
 
     match rtype {
@@ -371,13 +498,6 @@ pub fn check_and_extract(rtype: &str, v: &Value, now: DateTime<Utc>) -> Result<E
         "Encounter" => check_encounter(v, now, &mut index)?,
         "Condition" => {
             check_condition(v, now, &mut index)?;
-            if ex.org.is_none() {
-                ex.org = extension(v, EXT_RECORDED_AT)
-                    .and_then(|e| e.get("valueReference")?.get("reference")?.as_str())
-                    .and_then(parse_reference)
-                    .filter(|(t, _)| *t == "Organization")
-                    .map(|(_, id)| id.to_string());
-            }
         }
         _ => {}
     }

@@ -138,6 +138,61 @@ fn definitions(rtype: &str) -> Vec<(&'static str, Target, Kind)> {
             ("organization", Target::Org, Reference),
         ]),
     }
+    // Workflow resources (referral, orders, appointments): their own references.
+    let extra: &[(&'static str, &'static str, Kind)] = match rtype {
+        "Task" => &[
+            ("owner", "owner", Reference),
+            ("performer", "owner", Reference),
+            ("requester", "requester", Reference),
+            ("focus", "focus", Reference),
+            ("business-status", "business-status", Token),
+            ("priority", "priority", Token),
+        ],
+        "ServiceRequest" => &[
+            ("requester", "requester", Reference),
+            ("performer", "performer", Reference),
+            ("category", "category", Token),
+            ("priority", "priority", Token),
+        ],
+        "DiagnosticReport" => &[
+            ("based-on", "based-on", Reference),
+            ("performer", "performer", Reference),
+            ("result", "result", Reference),
+            ("category", "category", Token),
+        ],
+        "Observation" => &[
+            ("based-on", "based-on", Reference),
+            ("performer", "performer", Reference),
+            ("category", "category", Token),
+        ],
+        "Slot" => &[
+            ("schedule", "schedule", Reference),
+            ("service-type", "service-type", Token),
+        ],
+        "Appointment" => &[
+            ("slot", "slot", Reference),
+            ("actor", "actor", Reference),
+            ("based-on", "based-on", Reference),
+            ("service-type", "service-type", Token),
+        ],
+        "Schedule" => &[
+            ("actor", "actor", Reference),
+            ("service-type", "service-type", Token),
+        ],
+        _ => &[],
+    };
+    for (name, param, kind) in extra {
+        v.push((name, Target::Index(param.to_string()), *kind));
+    }
+    if matches!(rtype, "Slot") {
+        v.push(("start", Target::Date, Date));
+    }
+    if matches!(rtype, "ServiceRequest") {
+        v.push(("authored", Target::Date, Date));
+    }
+    if matches!(rtype, "Task") {
+        v.push(("authored-on", Target::Date, Date));
+    }
     v
 }
 

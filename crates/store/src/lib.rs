@@ -6,6 +6,7 @@
 //! the access log of patient-record reads, users and credentials.
 
 mod auth;
+pub mod care;
 pub mod db;
 pub mod mpi;
 mod resources;
@@ -28,6 +29,7 @@ pub use stats::{MonthCount, Overview, TreeNode};
 
 use std::collections::HashMap;
 use std::path::Path;
+use std::sync::Arc;
 use std::sync::{Mutex, RwLock};
 use thiserror::Error;
 
@@ -171,12 +173,16 @@ pub struct Store {
     credential_cache: RwLock<HashMap<String, (User, String)>>,
     /// The master patient index's schema and model.
     mpi: mpi::MpiEngine,
+    /// Deadlines, centres and the mutual-recognition catalogue (`meta.care_rules`).
+    care_rules: RwLock<Arc<yigong_care::Rules>>,
 }
 
 const SQLITE_SCHEMA: &str = include_str!("migrations/001_sqlite.sql");
 const POSTGRES_SCHEMA: &str = include_str!("migrations/001_postgres.sql");
 const SQLITE_MPI: &str = include_str!("migrations/002_mpi_sqlite.sql");
 const POSTGRES_MPI: &str = include_str!("migrations/002_mpi_postgres.sql");
+const SQLITE_CARE: &str = include_str!("migrations/003_care_sqlite.sql");
+const POSTGRES_CARE: &str = include_str!("migrations/003_care_postgres.sql");
 pub const SCHEMA_VERSION: i64 = 1;
 
 impl Store {
@@ -204,16 +210,18 @@ impl Store {
             access_buf: Mutex::new(Vec::new()),
             credential_cache: RwLock::new(HashMap::new()),
             mpi: mpi::MpiEngine::new(None),
+            care_rules: RwLock::new(Arc::new(yigong_care::Rules::default())),
         };
         store.migrate()?;
         store.load_mpi_model()?;
+        store.load_care_rules()?;
         Ok(store)
     }
 
     fn migrate(&self) -> Result<(), StoreError> {
         let schemas = match self.db.dialect() {
-            Dialect::Sqlite => [SQLITE_SCHEMA, SQLITE_MPI],
-            Dialect::Postgres => [POSTGRES_SCHEMA, POSTGRES_MPI],
+            Dialect::Sqlite => [SQLITE_SCHEMA, SQLITE_MPI, SQLITE_CARE],
+            Dialect::Postgres => [POSTGRES_SCHEMA, POSTGRES_MPI, POSTGRES_CARE],
         };
         self.db.write(|tx| {
             if tx.dialect() == Dialect::Postgres {
@@ -222,6 +230,23 @@ impl Store {
             }
             for stmt in schemas.iter().flat_map(|s| split_sql(s)) {
                 tx.exec(&stmt, &[])?;
+            }
+            // Columns added after the first schema: who a record is addressed to.
+            for col in ["finst", "fcomm"] {
+                match tx.dialect() {
+                    Dialect::Postgres => {
+                        tx.exec(&format!("ALTER TABLE resource ADD COLUMN IF NOT EXISTS {col} TEXT COLLATE \"C\""), &[])?;
+                    }
+                    Dialect::Sqlite => {
+                        let has = tx.scalar_int(
+                            "SELECT count(*) FROM pragma_table_info('resource') WHERE name = ?",
+                            &[col.into()],
+                        )?;
+                        if has == 0 {
+                            tx.exec(&format!("ALTER TABLE resource ADD COLUMN {col} TEXT"), &[])?;
+                        }
+                    }
+                }
             }
             tx.exec(
                 "INSERT INTO meta (key, value) VALUES ('schema_version', ?) ON CONFLICT (key) DO NOTHING",

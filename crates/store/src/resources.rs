@@ -34,6 +34,52 @@ pub struct Doc {
     /// References that must resolve to existing resources (type, id).
     pub refs: Vec<(String, String)>,
     pub org_node: Option<OrgNode>,
+    /// The institution a request or task is addressed to: it sees and acts on
+    /// the record too.
+    pub performer: Option<String>,
+}
+
+impl Doc {
+    /// Checks a resource (yigong-fhir) and builds the document to store. References
+    /// in `exclude_refs` (resolved inside the same transaction Bundle) are not
+    /// required to exist beforehand.
+    pub fn from_resource(
+        rtype: &str,
+        id: &str,
+        mut body: Value,
+        exclude_refs: Option<&std::collections::HashSet<(String, String)>>,
+    ) -> Result<Doc, yigong_fhir::Issue> {
+        if rtype == "Patient" {
+            yigong_fhir::extract::demote_unverified_ids(&mut body);
+        }
+        let ex = yigong_fhir::check_and_extract(rtype, &body, chrono::Utc::now())?;
+        let refs = ex
+            .refs
+            .into_iter()
+            .filter(|r| exclude_refs.is_none_or(|x| !x.contains(r)))
+            .collect();
+        Ok(Doc {
+            rtype: rtype.to_string(),
+            id: id.to_string(),
+            body,
+            org: ex.org,
+            patient: ex.patient,
+            date: ex.date,
+            index: ex.index,
+            refs,
+            org_node: ex.org_facts.map(|f| OrgNode {
+                name: f.name,
+                kind: f.kind,
+                tier: f.tier,
+                parent: f.parent,
+                is_institution: f.is_institution,
+                is_community: f.is_community,
+                sub_centre: f.sub_centre,
+                lead: f.lead,
+            }),
+            performer: ex.performer,
+        })
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -62,17 +108,22 @@ pub struct Stored {
     pub patient: Option<String>,
     pub pinst: Option<String>,
     pub pcomm: Option<String>,
+    /// The institution the record is addressed to (and its community).
+    pub finst: Option<String>,
+    pub fcomm: Option<String>,
 }
 
 impl Stored {
     pub fn visible_to(&self, scope: &Scope) -> bool {
-        is_directory(&self.rtype)
+        is_public(&self.rtype)
             || scope.allows(
                 self.inst.as_deref(),
                 self.comm.as_deref(),
                 self.pinst.as_deref(),
                 self.pcomm.as_deref(),
             )
+            || (self.finst.is_some()
+                && scope.allows(self.finst.as_deref(), self.fcomm.as_deref(), None, None))
     }
 }
 
@@ -91,6 +142,13 @@ pub fn is_directory(rtype: &str) -> bool {
         rtype,
         "Organization" | "Practitioner" | "PractitionerRole" | "Location" | "HealthcareService"
     )
+}
+
+/// Records every signed-in user may read: the directory, and the clinics'
+/// schedules and slots (号源), which members book for their patients. Writes of
+/// schedules and slots stay scoped to their institution.
+pub fn is_public(rtype: &str) -> bool {
+    is_directory(rtype) || matches!(rtype, "Schedule" | "Slot")
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -157,7 +215,7 @@ impl Query {
     }
 }
 
-const SELECT_COLS: &str = "r.rtype, r.id, r.version, r.updated, r.deleted, r.body, r.inst, r.comm, r.patient, r.pinst, r.pcomm";
+const SELECT_COLS: &str = "r.rtype, r.id, r.version, r.updated, r.deleted, r.body, r.inst, r.comm, r.patient, r.pinst, r.pcomm, r.finst, r.fcomm";
 
 fn stored_from_row(r: Vec<Val>) -> Stored {
     let mut it = r.into_iter();
@@ -174,6 +232,8 @@ fn stored_from_row(r: Vec<Val>) -> Stored {
         patient: next().into_string(),
         pinst: next().into_string(),
         pcomm: next().into_string(),
+        finst: next().into_string(),
+        fcomm: next().into_string(),
     }
 }
 
@@ -221,12 +281,15 @@ impl Store {
         reason: Option<&str>,
     ) -> Result<Vec<WriteResult>, StoreError> {
         let now = now_string();
+        let rules = self.care_rules();
         let ctx = WriteCtx {
             actor,
             mpi: Some(&self.mpi),
             now: &now,
             reason,
             audit_each: true,
+            trusted: false,
+            rules: &rules,
         };
         self.db().write(|tx| {
             let mut cache = TxCache::default();
@@ -252,12 +315,15 @@ impl Store {
         action_reason: &str,
     ) -> Result<usize, StoreError> {
         let now = now_string();
+        let rules = self.care_rules();
         let ctx = WriteCtx {
             actor,
             mpi: None,
             now: &now,
             reason: None,
             audit_each: false,
+            trusted: true,
+            rules: &rules,
         };
         self.db().write(|tx| {
             let n = docs.len();
@@ -485,18 +551,16 @@ fn build_where(q: &Query, scope: &Scope) -> (String, Vec<Val>) {
             }
         }
     }
-    if !is_directory(&q.rtype) {
+    if !is_public(&q.rtype) {
         match scope {
             Scope::County => {}
             Scope::Community(c) => {
-                sql.push_str(" AND (r.comm = ? OR r.pcomm = ?)");
-                params.push(c.as_str().into());
-                params.push(c.as_str().into());
+                sql.push_str(" AND (r.comm = ? OR r.pcomm = ? OR r.fcomm = ?)");
+                params.extend([c.as_str().into(), c.as_str().into(), c.as_str().into()]);
             }
             Scope::Institution(i) => {
-                sql.push_str(" AND (r.inst = ? OR r.pinst = ?)");
-                params.push(i.as_str().into());
-                params.push(i.as_str().into());
+                sql.push_str(" AND (r.inst = ? OR r.pinst = ? OR r.finst = ?)");
+                params.extend([i.as_str().into(), i.as_str().into(), i.as_str().into()]);
             }
         }
     }
@@ -622,6 +686,10 @@ struct WriteCtx<'a> {
     now: &'a str,
     reason: Option<&'a str>,
     audit_each: bool,
+    /// Bulk loads and the server's own follow-on writes: the care rules take the
+    /// body as it is (no side, transition or scope checks).
+    trusted: bool,
+    rules: &'a yigong_care::Rules,
 }
 
 fn write_doc(
@@ -637,9 +705,14 @@ fn write_doc(
         now,
         reason,
         audit_each,
+        trusted,
+        rules: _,
     } = *ctx;
     for (t, id) in &doc.refs {
         cache.require(tx, t, id)?;
+    }
+    if doc.org.is_none() && matches!(doc.rtype.as_str(), "Slot" | "Appointment") {
+        doc.org = crate::care::owner_of(tx, &doc)?;
     }
 
     // Scope of the record: its organisation, and its patient's.
@@ -678,15 +751,21 @@ fn write_doc(
         (None, None)
     };
 
+    let (finst, fcomm) = match &doc.performer {
+        Some(o) => cache.org(tx, o)?,
+        None => (None, None),
+    };
     let writable = if is_directory(&doc.rtype) {
         actor.scope == Scope::County
     } else {
-        actor.scope.allows(
-            inst.as_deref(),
-            comm.as_deref(),
-            pinst.as_deref(),
-            pcomm.as_deref(),
-        )
+        trusted
+            || actor.scope.allows(
+                inst.as_deref(),
+                comm.as_deref(),
+                pinst.as_deref(),
+                pcomm.as_deref(),
+            )
+            || (finst.is_some() && actor.scope.allows(finst.as_deref(), fcomm.as_deref(), None, None))
     };
     if !writable {
         return Err(StoreError::Forbidden(format!(
@@ -758,6 +837,19 @@ fn write_doc(
         });
     }
 
+    let derived = if crate::care::is_care_type(&doc.rtype) {
+        let w = crate::care::Write {
+            actor,
+            now,
+            trusted,
+            rules: ctx.rules,
+        };
+        let old_body = existing.as_ref().map(|(_, b, ..)| b.as_str());
+        crate::care::on_write(tx, &w, &mut doc, old_body)?
+    } else {
+        vec![]
+    };
+
     let version = existing.as_ref().map_or(1, |(v, ..)| v + 1);
     if let Some(obj) = doc.body.as_object_mut() {
         let meta = obj
@@ -792,10 +884,10 @@ fn write_doc(
             &[rt.clone(), id.clone()],
         )?;
         let n = tx.exec(
-            "UPDATE resource SET version = ?, updated = ?, deleted = 0, org = ?, inst = ?, comm = ?, patient = ?, pinst = ?, pcomm = ?, sdate = ?, sname = ?, idx = ?, body = ? WHERE rtype = ? AND id = ? AND version = ?",
+            "UPDATE resource SET version = ?, updated = ?, deleted = 0, org = ?, inst = ?, comm = ?, patient = ?, pinst = ?, pcomm = ?, finst = ?, fcomm = ?, sdate = ?, sname = ?, idx = ?, body = ? WHERE rtype = ? AND id = ? AND version = ?",
             &[
                 Val::Int(version), now.into(), doc.org.clone().into(), inst.clone().into(), comm.clone().into(),
-                patient.clone().into(), pinst.clone().into(), pcomm.clone().into(), doc.date.clone().into(), sname.clone().into(), idx.as_str().into(), body.as_str().into(),
+                patient.clone().into(), pinst.clone().into(), pcomm.clone().into(), finst.clone().into(), fcomm.clone().into(), doc.date.clone().into(), sname.clone().into(), idx.as_str().into(), body.as_str().into(),
                 rt.clone(), id.clone(), Val::Int(*old_v),
             ],
         )?;
@@ -817,10 +909,10 @@ fn write_doc(
         }
     } else {
         tx.exec(
-            "INSERT INTO resource (rtype, id, version, updated, deleted, org, inst, comm, patient, pinst, pcomm, sdate, sname, idx, body) VALUES (?, ?, ?, ?, 0, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO resource (rtype, id, version, updated, deleted, org, inst, comm, patient, pinst, pcomm, finst, fcomm, sdate, sname, idx, body) VALUES (?, ?, ?, ?, 0, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             &[
                 rt.clone(), id.clone(), Val::Int(version), now.into(), doc.org.clone().into(), inst.clone().into(), comm.clone().into(),
-                patient.clone().into(), pinst.clone().into(), pcomm.clone().into(), doc.date.clone().into(), sname.clone().into(), idx.as_str().into(), body.as_str().into(),
+                patient.clone().into(), pinst.clone().into(), pcomm.clone().into(), finst.clone().into(), fcomm.clone().into(), doc.date.clone().into(), sname.clone().into(), idx.as_str().into(), body.as_str().into(),
             ],
         )?;
     }
@@ -866,6 +958,16 @@ fn write_doc(
             .reason(reason)
             .append(tx)?;
     }
+    // The server's follow-on writes (a report completes its exam, a booking
+    // takes its slot) in the same transaction, each with its own audit row.
+    let follow = WriteCtx {
+        trusted: true,
+        ..*ctx
+    };
+    for (d, pre) in derived {
+        let r = write_doc(tx, cache, &follow, d, pre)?;
+        cache.exists.insert((r.stored.rtype, r.stored.id));
+    }
     Ok(WriteResult {
         stored: Stored {
             rtype: doc.rtype,
@@ -879,6 +981,8 @@ fn write_doc(
             patient,
             pinst,
             pcomm,
+            finst,
+            fcomm,
         },
         created: existing.is_none(),
         changed: true,

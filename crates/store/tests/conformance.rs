@@ -22,6 +22,7 @@ fn patient_doc(id: &str, name: &str, org: &str, birth: &str) -> Doc {
         ],
         refs: vec![("Organization".into(), org.into())],
         org_node: None,
+        performer: None,
     }
 }
 
@@ -36,6 +37,7 @@ fn encounter_doc(id: &str, patient: &str, org: &str, date: &str) -> Doc {
         index: vec![("class".into(), "AMB".into())],
         refs: vec![("Patient".into(), patient.into())],
         org_node: None,
+        performer: None,
     }
 }
 

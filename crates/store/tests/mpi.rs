@@ -80,6 +80,7 @@ fn resident(pid: &str, org: &str, r: &Reg) -> Doc {
         index: vec![("name".into(), r.name.into())],
         refs: vec![("Organization".into(), org.into())],
         org_node: None,
+        performer: None,
     }
 }
 

@@ -7,7 +7,7 @@ use std::collections::HashSet;
 use std::sync::Arc;
 use yigong_fhir::bundle::{TxEntry, parse_transaction};
 use yigong_fhir::search::{SearchSpec, SortField, Target, TotalMode, ValueMatch};
-use yigong_fhir::{Issue, check_and_extract};
+use yigong_fhir::Issue;
 use yigong_store::resources_api::*;
 use yigong_store::{Access, Actor, Role, Scope, Store, StoreError};
 
@@ -28,9 +28,6 @@ pub fn new_id() -> String {
     uuid::Uuid::new_v4().to_string()
 }
 
-fn now() -> chrono::DateTime<chrono::Utc> {
-    chrono::Utc::now()
-}
 
 /// Builds the storable document for a checked resource.
 pub fn prepare(
@@ -39,36 +36,7 @@ pub fn prepare(
     body: Value,
     exclude_refs: Option<&HashSet<(String, String)>>,
 ) -> Result<Doc, Issue> {
-    let mut body = body;
-    if rtype == "Patient" {
-        yigong_fhir::extract::demote_unverified_ids(&mut body);
-    }
-    let ex = check_and_extract(rtype, &body, now())?;
-    let refs = ex
-        .refs
-        .into_iter()
-        .filter(|r| exclude_refs.is_none_or(|x| !x.contains(r)))
-        .collect();
-    Ok(Doc {
-        rtype: rtype.to_string(),
-        id: id.to_string(),
-        body,
-        org: ex.org,
-        patient: ex.patient,
-        date: ex.date,
-        index: ex.index,
-        refs,
-        org_node: ex.org_facts.map(|f| OrgNode {
-            name: f.name,
-            kind: f.kind,
-            tier: f.tier,
-            parent: f.parent,
-            is_institution: f.is_institution,
-            is_community: f.is_community,
-            sub_centre: f.sub_centre,
-            lead: f.lead,
-        }),
-    })
+    Doc::from_resource(rtype, id, body, exclude_refs)
 }
 
 fn check_write_role(role: Role, rtype: &str) -> Result<(), Issue> {
@@ -224,7 +192,7 @@ impl Service {
     }
 
     fn visible(&self, p: &Principal, s: &Stored) -> Result<(), Issue> {
-        if s.visible_to(&p.0.scope) {
+        if s.visible_to(&p.0.scope) || self.shared_by_care(p, s)? {
             Ok(())
         } else {
             Err(Issue::new(
@@ -234,6 +202,22 @@ impl Service {
                 format!("无权查看 {}/{}:该记录不在您的管辖范围内", s.rtype, s.id),
             ))
         }
+    }
+
+    /// A patient referred to (or examined, consulted or booked at) an institution
+    /// is known there without registering again: the institution's staff see the
+    /// patient's record while a flow involves them.
+    fn shared_by_care(&self, p: &Principal, s: &Stored) -> Result<bool, Issue> {
+        let (Some(inst), Some(patient)) = (p.0.institution.as_deref(), s.patient.as_deref())
+        else {
+            return Ok(false);
+        };
+        if s.rtype != "Patient" {
+            return Ok(false);
+        }
+        self.store
+            .care_shares_patient(patient, inst)
+            .map_err(store_issue)
     }
 
     pub fn vread(

@@ -86,5 +86,6 @@ pub fn org_doc(
             sub_centre: false,
             lead: false,
         }),
+        performer: None,
     }
 }
