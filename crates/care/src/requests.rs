@@ -235,6 +235,28 @@ pub fn file_out_of_county(sr: &mut Value, hospital: &str, approval_number: &str,
     }));
 }
 
+/// A discharge summary a down-referral carries (DocumentReference with the text
+/// as a plain-text attachment).
+pub fn discharge_summary(id: &str, patient: &str, org: &str, text: &str, at: &str) -> Value {
+    use base64::Engine;
+    json!({
+        "resourceType": "DocumentReference", "id": id, "status": "current",
+        "extension": [recorded_at(org)],
+        "type": {"text": "出院小结"}, "subject": {"reference": format!("Patient/{patient}")}, "date": at,
+        "content": [{"attachment": {"contentType": "text/plain;charset=utf-8", "title": "出院小结",
+            "data": base64::engine::general_purpose::STANDARD.encode(text.as_bytes())}}]
+    })
+}
+
+/// The follow-up plan a down-referral carries (CarePlan).
+pub fn follow_up_plan(id: &str, patient: &str, org: &str, text: &str, at: &str) -> Value {
+    json!({
+        "resourceType": "CarePlan", "id": id, "status": "active", "intent": "plan",
+        "extension": [recorded_at(org)],
+        "title": "下转随访计划", "description": text, "subject": {"reference": format!("Patient/{patient}")}, "created": at
+    })
+}
+
 /// The code of an exam item.
 pub fn item_code(item: &ExamItem) -> Value {
     let mut coding = vec![json!({"system": CS_EXAM_ITEM, "code": item.code, "display": item.name})];

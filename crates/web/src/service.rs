@@ -370,6 +370,30 @@ impl Service {
         })
     }
 
+    /// Creates resources that carry their own ids in one transaction (a request
+    /// with its Task, a report with its results); references among them resolve
+    /// inside it.
+    pub fn write_all(&self, p: &Principal, resources: Vec<Value>) -> Result<Vec<WriteOutcome>, Issue> {
+        let key = |r: &Value| -> Option<(String, String)> {
+            Some((r["resourceType"].as_str()?.to_string(), r["id"].as_str()?.to_string()))
+        };
+        let in_batch: HashSet<(String, String)> = resources.iter().filter_map(key).collect();
+        let mut docs = Vec::with_capacity(resources.len());
+        for r in resources {
+            let (rtype, id) = key(&r).ok_or_else(|| Issue::invalid("id-missing", "资源缺少类型或 id"))?;
+            check_write_role(p.role(), &rtype)?;
+            docs.push((prepare(&rtype, &id, r, Some(&in_batch))?, Precondition::Create));
+        }
+        let out = self
+            .store
+            .transaction(&p.actor(), docs, None)
+            .map_err(store_issue)?;
+        Ok(out
+            .into_iter()
+            .map(|r| WriteOutcome { created: r.created, stored: r.stored })
+            .collect())
+    }
+
     /// PUT: update with If-Match, or create at a client-chosen id.
     pub fn update(
         &self,

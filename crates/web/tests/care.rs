@@ -531,3 +531,149 @@ fn a_slot_is_never_double_booked_postgres() {
     race_for_a_slot(Arc::new(TestServer::start_with(store, tempfile::tempdir().unwrap())));
     let _ = c.batch_execute(&format!("DROP SCHEMA IF EXISTS {schema} CASCADE"));
 }
+
+fn login(d: &common::driver::Driver, s: &TestServer, user: &str) {
+    d.go(&s.url("/logout"));
+    d.type_into("#username", user);
+    d.type_into("#password", PASSWORD);
+    d.click("#login-submit");
+    d.wait_text("main h1", "总览");
+}
+
+/// Story (a): a township doctor refers a patient up on the green channel; the
+/// lead hospital accepts, schedules, receives the patient and completes; later
+/// it refers the patient down with a discharge summary and a follow-up plan.
+/// Story (b): the township orders an ECG, the county's ECG centre reads it, a
+/// critical value is raised and the township acknowledges it.
+#[test]
+fn browser_referral_and_ecg_stories() {
+    use common::driver::Driver;
+    if Driver::skip_without_browser() {
+        return;
+    }
+    let s = TestServer::start();
+    seed(&s);
+    let d = Driver::start();
+
+    // (a) Up on the green channel.
+    login(&d, &s, "tdoc");
+    d.go(&s.url("/care/new?kind=referral&patient=pt1"));
+    d.set("#direction", "up");
+    d.set("#to", "h1");
+    d.set("#priority", "stat");
+    d.type_into("#icd10", "I21.9");
+    d.type_into("#reason", "胸痛3小时,心电图ST段抬高");
+    d.click("#submit");
+    d.wait_text("#state", "已申请");
+    d.wait_text("main h1", "绿色通道");
+    d.screenshot("care-referral-requested");
+
+    login(&d, &s, "hdoc");
+    d.click("#nav-care");
+    d.wait_text("main", "待本机构处理");
+    d.go(&s.url("/care/list?kind=referral&dir=in&state=requested"));
+    d.wait_text("#worklist", "王晓红");
+    d.wait_text("#worklist", "绿色通道");
+    d.screenshot("care-referral-worklist");
+    d.click("#worklist tbody a");
+    d.click("#do-accepted");
+    d.wait_text("#state", "已接收");
+    d.set("input[name=when]", "2026-11-26T09:30");
+    d.click("#do-scheduled");
+    d.wait_text("#state", "已预约");
+    d.click("#do-arrived");
+    d.wait_text("#state", "已到院");
+    d.click("#do-completed");
+    d.wait_text("#state", "已完成");
+    d.screenshot("care-referral-completed");
+
+    // Down with a plan.
+    d.go(&s.url("/care/new?kind=referral&patient=pt1"));
+    d.set("#direction", "down");
+    d.set("#to", "t1");
+    d.type_into("#icd10", "I21.9");
+    d.type_into("#summary", "急性下壁心肌梗死,PCI术后第5天,病情稳定出院。");
+    d.type_into("#plan", "阿司匹林+氯吡格雷双抗12个月;每周随访血压心率,两周后复查心电图。");
+    d.click("#submit");
+    d.wait_text("#state", "已申请");
+    d.wait_text("main", "下转");
+
+    // (b) An ECG read centrally, with a critical value.
+    login(&d, &s, "tdoc");
+    d.go(&s.url("/care/new?kind=exam&patient=pt1"));
+    d.set("#item", "ECG12");
+    d.set("#to", "h1");
+    d.type_into("#practitioner", "junior1");
+    d.click("#submit");
+    d.wait_text("#state", "已申请");
+    d.click("#do-collected");
+    d.wait_text("#state", "已采集");
+    let order_page = d.text("main h1");
+    assert!(order_page.contains("检查检验申请"), "{order_page}");
+
+    login(&d, &s, "hdoc");
+    d.go(&s.url("/care/list?kind=exam&dir=in"));
+    d.click("#worklist tbody a");
+    d.click("#do-received");
+    d.wait_text("#state", "已签收");
+    d.type_into("#a_HR", "36");
+    d.type_into("#finding", "三度房室传导阻滞,心室率36次/分");
+    d.set("#critical", "on");
+    d.type_into("#conclusion", "三度房室传导阻滞");
+    d.screenshot("care-ecg-reading");
+    d.click("#sign-report");
+    d.wait_text("#state", "已报告");
+    d.wait_text("#report", "危急值");
+
+    login(&d, &s, "tdoc");
+    d.click("#nav-care");
+    d.wait_text("#notices", "危急值");
+    d.screenshot("care-critical-notice");
+    d.go(&s.url("/care/list?kind=critical-ack&dir=in&state=requested"));
+    d.click("#worklist tbody a");
+    d.click("#do-acknowledged");
+    d.wait_text("#state", "已确认");
+    d.screenshot("care-critical-acknowledged");
+}
+
+#[test]
+fn pages_refuse_what_the_api_refuses() {
+    let s = TestServer::start();
+    seed(&s);
+    let agent = &s.agent;
+    let tdoc = token(&s, "tdoc");
+    let post = |path: &str, form: &str| {
+        let mut r = agent
+            .post(s.url(path))
+            .header("Cookie", format!("yigong_session={tdoc}"))
+            .header("Content-Type", "application/x-www-form-urlencoded")
+            .send(form)
+            .unwrap();
+        (r.status().as_u16(), r.body_mut().read_to_string().unwrap())
+    };
+    // Referral to the other community's hospital: a clear message, nothing written.
+    let before = s.snapshot();
+    let (status, body) = post("/care/new", "kind=referral&patient=pt1&direction=up&to=h2&priority=routine&icd10=I21.9");
+    assert_eq!(status, 422, "{body}");
+    assert!(body.contains("不在本医共体内"), "{body}");
+    assert_eq!(s.snapshot(), before);
+    // Worklist and workbench pages render for the institution.
+    let get = |path: &str| {
+        let mut r = agent.get(s.url(path)).header("Cookie", format!("yigong_session={tdoc}")).call().unwrap();
+        (r.status().as_u16(), r.body_mut().read_to_string().unwrap())
+    };
+    assert_eq!(refer(&s, &tdoc, "ref9", "t1", "h1", "urgent").status, 200);
+    let (status, body) = get("/care/list?kind=referral&dir=out");
+    assert_eq!(status, 200);
+    assert!(body.contains("王晓红") && body.contains("绿色通道"), "{body}");
+    let (status, body) = get("/care");
+    assert_eq!(status, 200);
+    assert!(body.contains("本机构发出"), "{body}");
+    let (status, body) = get("/care/tasks/ref9-task");
+    assert_eq!(status, 200);
+    assert!(body.contains("急性心肌梗死"), "{body}");
+    let (status, _) = get("/care/stats");
+    assert_eq!(status, 200);
+    let (status, _) = get("/care/list?kind=bogus");
+    assert_eq!(status, 400);
+}

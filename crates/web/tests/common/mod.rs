@@ -2,6 +2,8 @@
 //! county fixture and an HTTP client, shared by the integration tests.
 #![allow(dead_code)]
 
+pub mod driver;
+
 use serde_json::{Value, json};
 use std::net::SocketAddr;
 use std::sync::Arc;
