@@ -5,13 +5,20 @@ use serde_json::{Value, json};
 
 /// Resource types with first-class handling; any other type is still accepted
 /// and stored as a versioned resource searchable by patient and date.
-pub const CORE_TYPES: [&str; 6] = [
+pub const CORE_TYPES: [&str; 12] = [
     "Organization",
     "Practitioner",
     "PractitionerRole",
     "Patient",
     "Encounter",
     "Condition",
+    // Care across the community: referral, orders and results, consultations, appointments.
+    "ServiceRequest",
+    "Task",
+    "DiagnosticReport",
+    "Schedule",
+    "Slot",
+    "Appointment",
 ];
 
 pub fn capability_statement(base: &str, version: &str) -> Value {

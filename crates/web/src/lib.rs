@@ -66,6 +66,24 @@ pub async fn serve(
             }
         })
     };
+    // Flows whose response deadline passed unanswered are escalated (the sweep
+    // is one indexed range scan when nothing is due).
+    let escalator = {
+        let store = store.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(std::time::Duration::from_secs(30));
+            loop {
+                tick.tick().await;
+                let s = store.clone();
+                let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+                match tokio::task::spawn_blocking(move || s.care_escalate(&now)).await {
+                    Ok(Ok(n)) if n > 0 => tracing::info!("escalated {n} overdue flows"),
+                    Ok(Err(e)) => tracing::warn!("escalation sweep failed: {e}"),
+                    _ => {}
+                }
+            }
+        })
+    };
     if let Some(tx) = ready {
         let _ = tx.send(local);
     }
@@ -74,6 +92,7 @@ pub async fn serve(
         .with_graceful_shutdown(shutdown_signal())
         .await?;
     flusher.abort();
+    escalator.abort();
     let s = store.clone();
     tokio::task::spawn_blocking(move || s.flush_access_log()).await??;
     Ok(())

@@ -677,3 +677,61 @@ fn pages_refuse_what_the_api_refuses() {
     let (status, _) = get("/care/list?kind=bogus");
     assert_eq!(status, 400);
 }
+
+/// Every kind of flow resource the server stores and serves validates as FHIR R4.
+#[test]
+fn care_resources_validate_as_fhir_r4() {
+    let Some(python) = fhir_validator() else {
+        return;
+    };
+    let s = TestServer::start();
+    seed(&s);
+    let (tdoc, hdoc) = (token(&s, "tdoc"), token(&s, "hdoc"));
+    // A referral through its states, an out-of-county filing, an ECG with a
+    // critical value, a consultation, slots and a booking.
+    assert_eq!(refer(&s, &tdoc, "v1", "t1", "h1", "stat").status, 200);
+    assert_eq!(step(&s, &hdoc, "v1-task", "rejected", |t| task::set_reason(t, "床位已满,建议转县中医院")).status, 200);
+    let at = now();
+    let mut sr = requests::referral(&parties("v2", "t1", "h1", "routine", &at), "up", "C34.9", "肺部占位待查", &[]);
+    requests::file_out_of_county(&mut sr, "四川大学华西医院", "LX-2026-0042", "县医保局 张三");
+    let t = task::new_task(Flow::Referral, "v2-task", "ServiceRequest/v2", "pt1", "t1", "t1", "routine", "requested", &at);
+    assert_eq!(bundle(&s, &tdoc, &[sr, t]).status, 200);
+    order_and_receive(&s, "v3", "ECG12", None);
+    assert_eq!(bundle(&s, &hdoc, &ecg_report("v3r", "v3", 36.0, "三度房室传导阻滞", true)).status, 200);
+    order_and_receive(&s, "v4", "K", None);
+    let k = exams::item("K").unwrap();
+    let o = requests::observation("v4o", "pt1", "v4", k, Some(&k.analytes[0]), &ResultValue::Number(6.9), "h1", &at);
+    let r = requests::report("v4r", "pt1", "v4", k, "h1", None, &["v4o".into()], "高钾血症", &at);
+    assert_eq!(bundle(&s, &hdoc, &[o, r]).status, 200);
+    let sr = requests::consult(&parties("v5", "t1", "h1", "routine", &at), "请会诊", &[]);
+    let t = task::new_task(Flow::Consult, "v5-task", "ServiceRequest/v5", "pt1", "t1", "h1", "routine", "requested", &at);
+    assert_eq!(bundle(&s, &tdoc, &[sr, t]).status, 200);
+    assert_eq!(step(&s, &hdoc, "v5-task", "accepted", |t| task::set_assignee(t, "expert1")).status, 200);
+    assert_eq!(step(&s, &hdoc, "v5-task", "answered", |t| task::add_output(t, "opinion", "会诊意见", ("valueString", json!("建议上转"))))
+        .status, 200);
+    slot_fixture(&s, Some(&at));
+    assert_eq!(book(&s, &hdoc, "v6", "slot2", None).status, 201);
+    let summary = requests::discharge_summary("v7s", "pt1", "h1", "出院小结", &at);
+    let plan = requests::follow_up_plan("v7p", "pt1", "h1", "随访计划", &at);
+    let down = requests::referral(&parties("v7", "h1", "t1", "routine", &at), "down", "I21.9", "恢复期", &["DocumentReference/v7s".into(), "CarePlan/v7p".into()]);
+    let t = task::new_task(Flow::Referral, "v7-task", "ServiceRequest/v7", "pt1", "h1", "t1", "routine", "requested", &at);
+    assert_eq!(bundle(&s, &hdoc, &[summary, plan, down, t]).status, 200);
+
+    let out = tempfile::tempdir().unwrap();
+    let mut n = 0;
+    let admin = token(&s, "admin");
+    for rtype in ["ServiceRequest", "Task", "DiagnosticReport", "Observation", "Schedule", "Slot", "Appointment", "CarePlan", "DocumentReference"] {
+        let r = s.get(&admin, &format!("/fhir/{rtype}?_count=100"));
+        assert_eq!(r.status, 200, "{}", r.text);
+        std::fs::write(out.path().join(format!("{n:03}-{rtype}-searchset.json")), &r.text).unwrap();
+        n += 1;
+        for e in r.json()["entry"].as_array().unwrap() {
+            std::fs::write(out.path().join(format!("{n:03}-{rtype}.json")), e["resource"].to_string()).unwrap();
+            n += 1;
+        }
+    }
+    assert!(n > 30, "{n} resources");
+    let r = s.get(&admin, "/fhir/metadata");
+    std::fs::write(out.path().join("999-metadata.json"), &r.text).unwrap();
+    validate_fhir_dir(&python, out.path(), n + 1);
+}

@@ -251,3 +251,41 @@ pub fn seed_county(s: &TestServer) {
     let r = s.post(&admin, "/fhir", &bundle.to_string());
     assert_eq!(r.status, 200, "{}", r.text);
 }
+
+/// The independent FHIR R4 validator (Python `fhir.resources` 6.5), or None when
+/// it is not installed (then the caller skips; under CI that is a failure).
+pub fn fhir_validator() -> Option<String> {
+    let python = std::env::var("YIGONG_PYTHON").unwrap_or_else(|_| "python3".into());
+    let ok = std::process::Command::new(&python)
+        .args(["-c", "import fhir.resources"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if ok {
+        return Some(python);
+    }
+    assert!(
+        std::env::var("CI").is_err(),
+        "CI must have the FHIR validator installed (.ci/run)"
+    );
+    eprintln!("SKIPPED: python fhir.resources not installed (pip install 'fhir.resources==6.5.0' 'pydantic<2')");
+    None
+}
+
+/// Validates every resource of a directory; panics with the validator's report.
+pub fn validate_fhir_dir(python: &str, dir: &std::path::Path, expected: usize) {
+    let o = std::process::Command::new(python)
+        .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/validate_fhir.py"))
+        .arg(dir)
+        .output()
+        .unwrap();
+    let report = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        o.status.success(),
+        "FHIR R4 validation failed:\n{report}{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert!(
+        report.contains(&format!("validated {expected} resources, 0 invalid")),
+        "{report}"
+    );
+}
