@@ -676,6 +676,34 @@ fn pages_refuse_what_the_api_refuses() {
     assert_eq!(status, 200);
     let (status, _) = get("/care/list?kind=bogus");
     assert_eq!(status, 400);
+
+    // Ordering an exam whose result is still valid shows the result and the
+    // choice to recognise it; recognising it is recorded.
+    order_and_receive(&s, "ecg8", "ECG12", None);
+    assert_eq!(bundle(&s, &token(&s, "hdoc"), &ecg_report("rep8", "ecg8", 70.0, "窦性心律", false)).status, 200);
+    let (status, body) = post("/care/new", "kind=exam&patient=pt1&item=ECG12&to=h1&priority=routine");
+    assert_eq!(status, 409, "{body}");
+    assert!(body.contains("可互认的有效结果") && body.contains("rep8") && body.contains("repeat_reason"), "{body}");
+    let (status, _) = post("/care/recognise", "patient=pt1&item=ECG12&report=rep8");
+    assert_eq!(status, 303);
+    let (status, body) = post("/care/new", "kind=exam&patient=pt1&item=ECG12&to=h1&priority=routine&repeat_reason=%E7%97%87%E7%8A%B6%E5%8F%98%E5%8C%96");
+    assert_eq!(status, 303, "{body}");
+    let stats = s.store.recognition_stats("2000-01-01", &Scope::County).unwrap();
+    assert_eq!((stats[0].recognised, stats[0].repeated), (1, 1));
+    let (status, body) = get("/care/stats?days=7");
+    assert_eq!(status, 200);
+    assert!(body.contains("50.0%") && body.contains("¥25.00"), "{body}");
+
+    // The slot page lists the lead hospital's free slots; booking from it works.
+    slot_fixture(&s, None);
+    let (status, body) = get("/care/slots?inst=h1&patient=pt1");
+    assert_eq!(status, 200);
+    assert!(body.contains("心内科专家门诊") && body.contains("slot2"), "{body}");
+    let (status, _) = post("/care/book", "slot=slot2&patient=pt1&referral=");
+    assert_eq!(status, 303);
+    let (status, body) = post("/care/book", "slot=slot2&patient=pt1&referral=");
+    assert_eq!(status, 409, "{body}");
+    assert!(body.contains("已被预约"), "{body}");
 }
 
 /// Every kind of flow resource the server stores and serves validates as FHIR R4.

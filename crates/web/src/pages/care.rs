@@ -782,11 +782,18 @@ async fn slot_list(State(st): State<AppState>, Query(q): Query<SlotQuery>, req: 
         Err(e) => return fail(&st, &p, e),
     };
     let names = st.svc.org_names();
+    let leads = match p.0.institution.clone() {
+        Some(own) => {
+            let st2 = st.clone();
+            blocking(move || targets(&st2, &own, "exam", "")).await
+        }
+        None => vec![],
+    };
     render(
         &st,
         "care_slots.html",
         context! {
-            title => "号源与预约", nav => "care", user => user_ctx(&st, &p), inst => inst.clone(), inst_name => names.get(&inst).cloned(),
+            title => "号源与预约", nav => "care", user => user_ctx(&st, &p), inst => inst.clone(), inst_name => names.get(&inst).cloned(), leads => leads,
             schedules => schedules, appointments => appointments, patient => q.patient.unwrap_or_default(), referral => q.referral.unwrap_or_default(),
         },
     )
