@@ -113,32 +113,186 @@ const fn a(
 }
 
 const CBC: &[Analyte] = &[
-    a("WBC", Some("6690-2"), "白细胞计数", "10*9/L", (3.5, 9.5), (Some(1.0), Some(30.0))),
-    a("HGB", Some("718-7"), "血红蛋白", "g/L", (115.0, 175.0), (Some(50.0), None)),
-    a("PLT", Some("777-3"), "血小板计数", "10*9/L", (125.0, 350.0), (Some(20.0), Some(1000.0))),
+    a(
+        "WBC",
+        Some("6690-2"),
+        "白细胞计数",
+        "10*9/L",
+        (3.5, 9.5),
+        (Some(1.0), Some(30.0)),
+    ),
+    a(
+        "HGB",
+        Some("718-7"),
+        "血红蛋白",
+        "g/L",
+        (115.0, 175.0),
+        (Some(50.0), None),
+    ),
+    a(
+        "PLT",
+        Some("777-3"),
+        "血小板计数",
+        "10*9/L",
+        (125.0, 350.0),
+        (Some(20.0), Some(1000.0)),
+    ),
 ];
-const POTASSIUM: &[Analyte] = &[a("K", Some("2823-3"), "钾", "mmol/L", (3.5, 5.3), (Some(2.8), Some(6.2)))];
-const GLUCOSE: &[Analyte] = &[a("GLU", Some("2345-7"), "葡萄糖", "mmol/L", (3.9, 6.1), (Some(2.8), Some(22.2)))];
-const CREATININE: &[Analyte] = &[a("CREA", Some("2160-0"), "肌酐", "umol/L", (57.0, 111.0), (None, Some(707.0)))];
-const TROPONIN: &[Analyte] = &[a("CTNI", Some("10839-9"), "肌钙蛋白I", "ng/mL", (0.0, 0.04), (None, Some(0.5)))];
-const HBA1C: &[Analyte] = &[a("HBA1C", Some("4548-4"), "糖化血红蛋白", "%", (4.0, 6.0), (None, None))];
-const ALT: &[Analyte] = &[a("ALT", Some("1742-6"), "丙氨酸氨基转移酶", "U/L", (9.0, 50.0), (None, None))];
-const ECG: &[Analyte] = &[a("HR", Some("8867-4"), "心率", "/min", (60.0, 100.0), (Some(40.0), Some(180.0)))];
+const POTASSIUM: &[Analyte] = &[a(
+    "K",
+    Some("2823-3"),
+    "钾",
+    "mmol/L",
+    (3.5, 5.3),
+    (Some(2.8), Some(6.2)),
+)];
+const GLUCOSE: &[Analyte] = &[a(
+    "GLU",
+    Some("2345-7"),
+    "葡萄糖",
+    "mmol/L",
+    (3.9, 6.1),
+    (Some(2.8), Some(22.2)),
+)];
+const CREATININE: &[Analyte] = &[a(
+    "CREA",
+    Some("2160-0"),
+    "肌酐",
+    "umol/L",
+    (57.0, 111.0),
+    (None, Some(707.0)),
+)];
+const TROPONIN: &[Analyte] = &[a(
+    "CTNI",
+    Some("10839-9"),
+    "肌钙蛋白I",
+    "ng/mL",
+    (0.0, 0.04),
+    (None, Some(0.5)),
+)];
+const HBA1C: &[Analyte] = &[a(
+    "HBA1C",
+    Some("4548-4"),
+    "糖化血红蛋白",
+    "%",
+    (4.0, 6.0),
+    (None, None),
+)];
+const ALT: &[Analyte] = &[a(
+    "ALT",
+    Some("1742-6"),
+    "丙氨酸氨基转移酶",
+    "U/L",
+    (9.0, 50.0),
+    (None, None),
+)];
+const ECG: &[Analyte] = &[a(
+    "HR",
+    Some("8867-4"),
+    "心率",
+    "/min",
+    (60.0, 100.0),
+    (Some(40.0), Some(180.0)),
+)];
 
 /// Every orderable item.
 pub const CATALOGUE: &[ExamItem] = &[
-    ExamItem { code: "CBC", name: "血常规", kind: CentreKind::Lab, loinc: Some("58410-2"), fee_fen: 2_000, analytes: CBC },
-    ExamItem { code: "K", name: "血钾测定", kind: CentreKind::Lab, loinc: Some("2823-3"), fee_fen: 1_000, analytes: POTASSIUM },
-    ExamItem { code: "GLU", name: "空腹血糖", kind: CentreKind::Lab, loinc: Some("2345-7"), fee_fen: 500, analytes: GLUCOSE },
-    ExamItem { code: "CREA", name: "血肌酐", kind: CentreKind::Lab, loinc: Some("2160-0"), fee_fen: 800, analytes: CREATININE },
-    ExamItem { code: "CTNI", name: "肌钙蛋白I", kind: CentreKind::Lab, loinc: Some("10839-9"), fee_fen: 8_000, analytes: TROPONIN },
-    ExamItem { code: "HBA1C", name: "糖化血红蛋白", kind: CentreKind::Lab, loinc: Some("4548-4"), fee_fen: 6_000, analytes: HBA1C },
-    ExamItem { code: "ALT", name: "肝功能(ALT)", kind: CentreKind::Lab, loinc: Some("1742-6"), fee_fen: 600, analytes: ALT },
-    ExamItem { code: "ECG12", name: "常规十二导联心电图", kind: CentreKind::Ecg, loinc: Some("11524-6"), fee_fen: 2_500, analytes: ECG },
-    ExamItem { code: "DR-CHEST", name: "胸部正位DR", kind: CentreKind::Imaging, loinc: None, fee_fen: 8_000, analytes: &[] },
-    ExamItem { code: "CT-HEAD", name: "头颅CT平扫", kind: CentreKind::Imaging, loinc: None, fee_fen: 25_000, analytes: &[] },
-    ExamItem { code: "US-ABD", name: "腹部彩超", kind: CentreKind::Imaging, loinc: None, fee_fen: 12_000, analytes: &[] },
-    ExamItem { code: "PATH-TISSUE", name: "组织病理检查", kind: CentreKind::Pathology, loinc: None, fee_fen: 30_000, analytes: &[] },
+    ExamItem {
+        code: "CBC",
+        name: "血常规",
+        kind: CentreKind::Lab,
+        loinc: Some("58410-2"),
+        fee_fen: 2_000,
+        analytes: CBC,
+    },
+    ExamItem {
+        code: "K",
+        name: "血钾测定",
+        kind: CentreKind::Lab,
+        loinc: Some("2823-3"),
+        fee_fen: 1_000,
+        analytes: POTASSIUM,
+    },
+    ExamItem {
+        code: "GLU",
+        name: "空腹血糖",
+        kind: CentreKind::Lab,
+        loinc: Some("2345-7"),
+        fee_fen: 500,
+        analytes: GLUCOSE,
+    },
+    ExamItem {
+        code: "CREA",
+        name: "血肌酐",
+        kind: CentreKind::Lab,
+        loinc: Some("2160-0"),
+        fee_fen: 800,
+        analytes: CREATININE,
+    },
+    ExamItem {
+        code: "CTNI",
+        name: "肌钙蛋白I",
+        kind: CentreKind::Lab,
+        loinc: Some("10839-9"),
+        fee_fen: 8_000,
+        analytes: TROPONIN,
+    },
+    ExamItem {
+        code: "HBA1C",
+        name: "糖化血红蛋白",
+        kind: CentreKind::Lab,
+        loinc: Some("4548-4"),
+        fee_fen: 6_000,
+        analytes: HBA1C,
+    },
+    ExamItem {
+        code: "ALT",
+        name: "肝功能(ALT)",
+        kind: CentreKind::Lab,
+        loinc: Some("1742-6"),
+        fee_fen: 600,
+        analytes: ALT,
+    },
+    ExamItem {
+        code: "ECG12",
+        name: "常规十二导联心电图",
+        kind: CentreKind::Ecg,
+        loinc: Some("11524-6"),
+        fee_fen: 2_500,
+        analytes: ECG,
+    },
+    ExamItem {
+        code: "DR-CHEST",
+        name: "胸部正位DR",
+        kind: CentreKind::Imaging,
+        loinc: None,
+        fee_fen: 8_000,
+        analytes: &[],
+    },
+    ExamItem {
+        code: "CT-HEAD",
+        name: "头颅CT平扫",
+        kind: CentreKind::Imaging,
+        loinc: None,
+        fee_fen: 25_000,
+        analytes: &[],
+    },
+    ExamItem {
+        code: "US-ABD",
+        name: "腹部彩超",
+        kind: CentreKind::Imaging,
+        loinc: None,
+        fee_fen: 12_000,
+        analytes: &[],
+    },
+    ExamItem {
+        code: "PATH-TISSUE",
+        name: "组织病理检查",
+        kind: CentreKind::Pathology,
+        loinc: None,
+        fee_fen: 30_000,
+        analytes: &[],
+    },
 ];
 
 pub fn item(code: &str) -> Option<&'static ExamItem> {

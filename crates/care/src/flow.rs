@@ -243,13 +243,26 @@ mod tests {
     fn illegal_steps_are_conflicts_with_chinese_messages() {
         let e = Flow::Referral.step("requested", "arrived").unwrap_err();
         assert_eq!(e.status, 409);
-        assert!(e.zh.contains("已申请") && e.zh.contains("已到院"), "{}", e.zh);
+        assert!(
+            e.zh.contains("已申请") && e.zh.contains("已到院"),
+            "{}",
+            e.zh
+        );
         assert_eq!(
             Flow::Referral.step("requested", "accepted").unwrap(),
             Side::Performer
         );
-        assert_eq!(Flow::Exam.step("received", "reported").unwrap(), Side::Server);
-        assert_eq!(Flow::Referral.step("completed", "bogus").unwrap_err().status, 422);
+        assert_eq!(
+            Flow::Exam.step("received", "reported").unwrap(),
+            Side::Server
+        );
+        assert_eq!(
+            Flow::Referral
+                .step("completed", "bogus")
+                .unwrap_err()
+                .status,
+            422
+        );
         assert!(Flow::Referral.step("completed", "cancelled").is_err());
     }
 

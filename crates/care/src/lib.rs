@@ -6,8 +6,8 @@
 //! check every write, and pages, the generator and tests build resources with
 //! the same functions.
 
-mod flow;
 pub mod exams;
+mod flow;
 pub mod requests;
 pub mod rules;
 pub mod slots;
@@ -77,13 +77,25 @@ pub struct CareError {
 
 impl CareError {
     pub fn conflict(code: &'static str, zh: impl Into<String>) -> CareError {
-        CareError { status: 409, code, zh: zh.into() }
+        CareError {
+            status: 409,
+            code,
+            zh: zh.into(),
+        }
     }
     pub fn invalid(code: &'static str, zh: impl Into<String>) -> CareError {
-        CareError { status: 422, code, zh: zh.into() }
+        CareError {
+            status: 422,
+            code,
+            zh: zh.into(),
+        }
     }
     pub fn forbidden(code: &'static str, zh: impl Into<String>) -> CareError {
-        CareError { status: 403, code, zh: zh.into() }
+        CareError {
+            status: 403,
+            code,
+            zh: zh.into(),
+        }
     }
 }
 
@@ -98,5 +110,7 @@ pub fn plus_minutes(at: &str, minutes: i64) -> Option<String> {
 
 /// Seconds since the epoch of an RFC 3339 instant.
 pub fn epoch(at: &str) -> Option<i64> {
-    chrono::DateTime::parse_from_rfc3339(at).ok().map(|t| t.timestamp())
+    chrono::DateTime::parse_from_rfc3339(at)
+        .ok()
+        .map(|t| t.timestamp())
 }

@@ -88,7 +88,10 @@ pub fn read(sr: &Value) -> Result<Option<RequestView>, CareError> {
                 ));
             }
             Some(c) if exams::item(c).is_none() => {
-                return Err(CareError::invalid("unknown-item", format!("检查项目“{c}”不在目录中")));
+                return Err(CareError::invalid(
+                    "unknown-item",
+                    format!("检查项目“{c}”不在目录中"),
+                ));
             }
             _ => {}
         }
@@ -224,7 +227,12 @@ pub fn referral(
 }
 
 /// Marks a referral as going out of the county with its filing (转外备案).
-pub fn file_out_of_county(sr: &mut Value, hospital: &str, approval_number: &str, approved_by: &str) {
+pub fn file_out_of_county(
+    sr: &mut Value,
+    hospital: &str,
+    approval_number: &str,
+    approved_by: &str,
+) {
     sr["performer"] = json!([{"display": hospital}]);
     sr["extension"].as_array_mut().expect("array").push(json!({
         "url": EXT_OUT_OF_COUNTY,
@@ -271,7 +279,12 @@ fn centre_category(kind: CentreKind) -> Value {
 }
 
 /// An order to a shared centre, with its barcode.
-pub fn exam_order(p: &Parties<'_>, item: &ExamItem, barcode: &str, repeat_reason: Option<&str>) -> Value {
+pub fn exam_order(
+    p: &Parties<'_>,
+    item: &ExamItem,
+    barcode: &str,
+    repeat_reason: Option<&str>,
+) -> Value {
     let mut sr = base(p, Flow::Exam, centre_category(item.kind), item_code(item));
     sr["identifier"] = json!([{"system": SID_BARCODE, "value": barcode}]);
     if let Some(r) = repeat_reason {
@@ -305,7 +318,10 @@ pub enum ResultValue {
     Number(f64),
     /// A finding in words (ECG or imaging conclusion); `critical` when the
     /// reader marks it a critical finding.
-    Text { text: String, critical: bool },
+    Text {
+        text: String,
+        critical: bool,
+    },
 }
 
 /// An Observation for an analyte (or a free finding when `analyte` is None).
@@ -322,15 +338,22 @@ pub fn observation(
 ) -> Value {
     let code = match analyte {
         Some(a) => {
-            let mut coding = vec![json!({"system": CS_EXAM_ITEM, "code": a.code, "display": a.name})];
+            let mut coding =
+                vec![json!({"system": CS_EXAM_ITEM, "code": a.code, "display": a.name})];
             if let Some(l) = a.loinc {
                 coding.push(json!({"system": CS_LOINC, "code": l}));
             }
             json!({"coding": coding, "text": a.name})
         }
-        None => json!({"coding": [{"system": CS_EXAM_ITEM, "code": format!("{}-FINDING", item.code), "display": "检查所见与结论"}], "text": "检查所见与结论"}),
+        None => {
+            json!({"coding": [{"system": CS_EXAM_ITEM, "code": format!("{}-FINDING", item.code), "display": "检查所见与结论"}], "text": "检查所见与结论"})
+        }
     };
-    let category = if item.kind == CentreKind::Lab { "laboratory" } else { "imaging" };
+    let category = if item.kind == CentreKind::Lab {
+        "laboratory"
+    } else {
+        "imaging"
+    };
     let mut o = json!({
         "resourceType": "Observation",
         "id": id,
@@ -345,7 +368,8 @@ pub fn observation(
     });
     let interp = match (value, analyte) {
         (ResultValue::Number(x), Some(a)) => {
-            o["valueQuantity"] = json!({"value": x, "unit": a.unit, "system": UCUM, "code": a.unit});
+            o["valueQuantity"] =
+                json!({"value": x, "unit": a.unit, "system": UCUM, "code": a.unit});
             o["referenceRange"] = json!([{"low": {"value": a.low, "unit": a.unit, "system": UCUM, "code": a.unit}, "high": {"value": a.high, "unit": a.unit, "system": UCUM, "code": a.unit}}]);
             a.interpret(*x)
         }
@@ -382,7 +406,10 @@ pub fn is_critical(obs: &Value) -> bool {
     else {
         return false;
     };
-    let Some(code) = obs.get("code").and_then(|c| codes_in(c, CS_EXAM_ITEM).next()) else {
+    let Some(code) = obs
+        .get("code")
+        .and_then(|c| codes_in(c, CS_EXAM_ITEM).next())
+    else {
         return false;
     };
     exams::CATALOGUE
@@ -492,21 +519,54 @@ mod tests {
         let mut bad = e.clone();
         bad["code"]["coding"][0]["code"] = json!("XYZ");
         assert_eq!(read(&bad).unwrap_err().code, "unknown-item");
-        assert_eq!(read(&json!({"resourceType": "ServiceRequest"})).unwrap(), None);
+        assert_eq!(
+            read(&json!({"resourceType": "ServiceRequest"})).unwrap(),
+            None
+        );
     }
 
     #[test]
     fn critical_values_are_recognised_by_flag_or_limit() {
         let k = exams::item("K").unwrap();
-        let o = observation("o1", "p1", "sr1", k, Some(&k.analytes[0]), &ResultValue::Number(6.8), "c", "2026-11-01T00:00:00Z");
+        let o = observation(
+            "o1",
+            "p1",
+            "sr1",
+            k,
+            Some(&k.analytes[0]),
+            &ResultValue::Number(6.8),
+            "c",
+            "2026-11-01T00:00:00Z",
+        );
         assert!(is_critical(&o));
         let mut unflagged = o.clone();
         unflagged.as_object_mut().unwrap().remove("interpretation");
         assert!(is_critical(&unflagged));
-        let n = observation("o2", "p1", "sr1", k, Some(&k.analytes[0]), &ResultValue::Number(4.1), "c", "2026-11-01T00:00:00Z");
+        let n = observation(
+            "o2",
+            "p1",
+            "sr1",
+            k,
+            Some(&k.analytes[0]),
+            &ResultValue::Number(4.1),
+            "c",
+            "2026-11-01T00:00:00Z",
+        );
         assert!(!is_critical(&n));
         let ecg = exams::item("ECG12").unwrap();
-        let f = observation("o3", "p1", "sr1", ecg, None, &ResultValue::Text { text: "急性下壁心肌梗死".into(), critical: true }, "c", "2026-11-01T00:00:00Z");
+        let f = observation(
+            "o3",
+            "p1",
+            "sr1",
+            ecg,
+            None,
+            &ResultValue::Text {
+                text: "急性下壁心肌梗死".into(),
+                critical: true,
+            },
+            "c",
+            "2026-11-01T00:00:00Z",
+        );
         assert!(is_critical(&f));
     }
 }

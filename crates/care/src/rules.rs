@@ -111,9 +111,8 @@ impl Default for Rules {
 impl Rules {
     /// Parses and checks a configuration; a bad one is refused whole.
     pub fn from_json(text: &str) -> Result<Rules, CareError> {
-        let r: Rules = serde_json::from_str(text).map_err(|e| {
-            CareError::invalid("bad-rules", format!("流程配置格式错误:{e}"))
-        })?;
+        let r: Rules = serde_json::from_str(text)
+            .map_err(|e| CareError::invalid("bad-rules", format!("流程配置格式错误:{e}")))?;
         r.check()?;
         Ok(r)
     }
@@ -124,24 +123,42 @@ impl Rules {
             ("会诊响应时限", &self.consult_response),
             ("报告时限", &self.exam_report),
         ] {
-            if [p.routine, p.urgent, p.asap, p.stat].iter().any(|m| *m <= 0) {
-                return Err(CareError::invalid("bad-rules", format!("{what}必须为正的分钟数")));
+            if [p.routine, p.urgent, p.asap, p.stat]
+                .iter()
+                .any(|m| *m <= 0)
+            {
+                return Err(CareError::invalid(
+                    "bad-rules",
+                    format!("{what}必须为正的分钟数"),
+                ));
             }
         }
         if self.critical_ack_minutes <= 0 {
-            return Err(CareError::invalid("bad-rules", "危急值确认时限必须为正的分钟数"));
+            return Err(CareError::invalid(
+                "bad-rules",
+                "危急值确认时限必须为正的分钟数",
+            ));
         }
         for kinds in self.centres.values() {
             if let Some(k) = kinds.keys().find(|k| CentreKind::from_code(k).is_none()) {
-                return Err(CareError::invalid("bad-rules", format!("未知的中心类型“{k}”")));
+                return Err(CareError::invalid(
+                    "bad-rules",
+                    format!("未知的中心类型“{k}”"),
+                ));
             }
         }
         for r in &self.recognition {
             if exams::item(&r.item).is_none() {
-                return Err(CareError::invalid("bad-rules", format!("互认目录中的项目“{}”不在检查目录中", r.item)));
+                return Err(CareError::invalid(
+                    "bad-rules",
+                    format!("互认目录中的项目“{}”不在检查目录中", r.item),
+                ));
             }
             if r.validity_days <= 0 {
-                return Err(CareError::invalid("bad-rules", format!("互认项目“{}”的有效期必须为正", r.item)));
+                return Err(CareError::invalid(
+                    "bad-rules",
+                    format!("互认项目“{}”的有效期必须为正", r.item),
+                ));
             }
         }
         Ok(())
@@ -159,7 +176,10 @@ impl Rules {
 
     /// The institution configured as a community's centre of a kind, if any.
     pub fn centre(&self, community: &str, kind: CentreKind) -> Option<&str> {
-        self.centres.get(community)?.get(kind.code()).map(String::as_str)
+        self.centres
+            .get(community)?
+            .get(kind.code())
+            .map(String::as_str)
     }
 
     pub fn recognised(&self, item: &str) -> Option<&Recognised> {
@@ -187,8 +207,10 @@ mod tests {
         let mut r = Rules::default();
         r.recognition[0].item = "NOPE".into();
         assert!(r.check().unwrap_err().zh.contains("NOPE"));
-        let mut r = Rules::default();
-        r.critical_ack_minutes = 0;
+        let r = Rules {
+            critical_ack_minutes: 0,
+            ..Default::default()
+        };
         assert!(r.check().is_err());
         assert!(Rules::from_json("{").unwrap_err().zh.contains("格式错误"));
     }

@@ -25,16 +25,29 @@ pub fn read_slot(v: &Value) -> Result<SlotView, CareError> {
         .and_then(parse_reference)
         .filter(|(t, _)| *t == "Schedule")
         .map(|(_, id)| id.to_string())
-        .ok_or_else(|| CareError::invalid("missing-schedule", "号源(Slot)必须引用所属排班(Schedule)"))?;
+        .ok_or_else(|| {
+            CareError::invalid("missing-schedule", "号源(Slot)必须引用所属排班(Schedule)")
+        })?;
     let status = v.get("status").and_then(Value::as_str).unwrap_or("");
-    if !matches!(status, "free" | "busy" | "busy-unavailable" | "busy-tentative" | "entered-in-error") {
-        return Err(CareError::invalid("bad-slot-status", format!("号源状态“{status}”无效")));
+    if !matches!(
+        status,
+        "free" | "busy" | "busy-unavailable" | "busy-tentative" | "entered-in-error"
+    ) {
+        return Err(CareError::invalid(
+            "bad-slot-status",
+            format!("号源状态“{status}”无效"),
+        ));
     }
     let start = v.get("start").and_then(Value::as_str).unwrap_or("");
     let end = v.get("end").and_then(Value::as_str).unwrap_or("");
     match (crate::epoch(start), crate::epoch(end)) {
         (Some(s), Some(e)) if s < e => {}
-        _ => return Err(CareError::invalid("bad-slot-time", "号源的开始与结束时间必须为带时区的时间,且开始早于结束")),
+        _ => {
+            return Err(CareError::invalid(
+                "bad-slot-time",
+                "号源的开始与结束时间必须为带时区的时间,且开始早于结束",
+            ));
+        }
     }
     Ok(SlotView {
         schedule,
@@ -57,7 +70,13 @@ fn held_until(v: &Value) -> Option<String> {
 
 /// A Schedule: a practitioner's clinic at an institution (lead-hospital
 /// clinics, or an expert's clinic at a branch).
-pub fn schedule(id: &str, practitioner: &str, institution: &str, service: &str, comment: &str) -> Value {
+pub fn schedule(
+    id: &str,
+    practitioner: &str,
+    institution: &str,
+    service: &str,
+    comment: &str,
+) -> Value {
     json!({
         "resourceType": "Schedule",
         "id": id,
@@ -85,7 +104,13 @@ pub fn slot(id: &str, schedule: &str, start: &str, end: &str, held_until: Option
 }
 
 /// A booking of a slot, optionally for a referral.
-pub fn appointment(id: &str, slot: &SlotView, slot_id: &str, patient: &str, referral: Option<&str>) -> Value {
+pub fn appointment(
+    id: &str,
+    slot: &SlotView,
+    slot_id: &str,
+    patient: &str,
+    referral: Option<&str>,
+) -> Value {
     let mut a = json!({
         "resourceType": "Appointment",
         "id": id,
@@ -121,7 +146,11 @@ pub fn read_appointment(v: &Value) -> AppointmentView {
             .map(|(_, id)| id.to_string())
     };
     AppointmentView {
-        status: v.get("status").and_then(Value::as_str).unwrap_or("").to_string(),
+        status: v
+            .get("status")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_string(),
         slot: first_ref("slot", "Slot"),
         patient: v
             .get("participant")
@@ -175,7 +204,10 @@ pub fn holds_slot(status: &str) -> bool {
 /// Whether a slot may be booked now (by a referral or by the public).
 pub fn may_book(slot: &SlotView, now: &str, for_referral: bool) -> Result<(), CareError> {
     if slot.status != "free" {
-        return Err(CareError::conflict("slot-taken", "该号源已被预约,请选择其他号源"));
+        return Err(CareError::conflict(
+            "slot-taken",
+            "该号源已被预约,请选择其他号源",
+        ));
     }
     if crate::epoch(&slot.end).is_some_and(|e| crate::epoch(now).is_some_and(|n| n >= e)) {
         return Err(CareError::conflict("slot-past", "该号源时间已过,不能预约"));
@@ -198,14 +230,36 @@ mod tests {
 
     #[test]
     fn held_slots_open_to_the_public_at_release() {
-        let s = slot("s1", "sch", "2026-12-01T01:00:00Z", "2026-12-01T01:15:00Z", Some("2026-11-30T00:00:00Z"));
+        let s = slot(
+            "s1",
+            "sch",
+            "2026-12-01T01:00:00Z",
+            "2026-12-01T01:15:00Z",
+            Some("2026-11-30T00:00:00Z"),
+        );
         let v = read_slot(&s).unwrap();
-        assert_eq!(may_book(&v, "2026-11-29T00:00:00Z", false).unwrap_err().code, "slot-held");
+        assert_eq!(
+            may_book(&v, "2026-11-29T00:00:00Z", false)
+                .unwrap_err()
+                .code,
+            "slot-held"
+        );
         assert!(may_book(&v, "2026-11-29T00:00:00Z", true).is_ok());
         assert!(may_book(&v, "2026-11-30T00:00:01Z", false).is_ok());
-        assert_eq!(may_book(&v, "2026-12-02T00:00:00Z", true).unwrap_err().code, "slot-past");
-        let busy = SlotView { status: "busy".into(), ..v };
-        assert_eq!(may_book(&busy, "2026-11-29T00:00:00Z", true).unwrap_err().status, 409);
+        assert_eq!(
+            may_book(&v, "2026-12-02T00:00:00Z", true).unwrap_err().code,
+            "slot-past"
+        );
+        let busy = SlotView {
+            status: "busy".into(),
+            ..v
+        };
+        assert_eq!(
+            may_book(&busy, "2026-11-29T00:00:00Z", true)
+                .unwrap_err()
+                .status,
+            409
+        );
     }
 
     #[test]
@@ -214,7 +268,12 @@ mod tests {
         assert!(appointment_step(None, "arrived").is_err());
         assert!(appointment_step(Some("booked"), "arrived").is_ok());
         assert!(appointment_step(Some("arrived"), "fulfilled").is_ok());
-        assert_eq!(appointment_step(Some("cancelled"), "booked").unwrap_err().status, 409);
+        assert_eq!(
+            appointment_step(Some("cancelled"), "booked")
+                .unwrap_err()
+                .status,
+            409
+        );
         let bad = json!({"resourceType": "Slot", "schedule": {"reference": "Schedule/x"}, "status": "free", "start": "2026-12-01T02:00:00Z", "end": "2026-12-01T01:00:00Z"});
         assert_eq!(read_slot(&bad).unwrap_err().code, "bad-slot-time");
     }

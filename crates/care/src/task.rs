@@ -67,7 +67,10 @@ pub fn read(task: &Value) -> Result<Option<TaskView>, CareError> {
     let state = coded(task.get("businessStatus"), CS_FLOW_STATE).ok_or_else(|| {
         CareError::invalid(
             "missing-state",
-            format!("{}任务缺少业务状态(Task.businessStatus,代码系统 {CS_FLOW_STATE})", flow.label()),
+            format!(
+                "{}任务缺少业务状态(Task.businessStatus,代码系统 {CS_FLOW_STATE})",
+                flow.label()
+            ),
         )
     })?;
     if !flow.is_state(state) {
@@ -92,7 +95,10 @@ pub fn read(task: &Value) -> Result<Option<TaskView>, CareError> {
     if requester.is_none() || owner.is_none() {
         return Err(CareError::invalid(
             "missing-parties",
-            format!("{}任务必须以机构(Organization)填写 requester 与 owner", flow.label()),
+            format!(
+                "{}任务必须以机构(Organization)填写 requester 与 owner",
+                flow.label()
+            ),
         ));
     }
     let priority = task
@@ -106,7 +112,10 @@ pub fn read(task: &Value) -> Result<Option<TaskView>, CareError> {
         ));
     }
     if state == "rejected" && reason(task).is_none() {
-        return Err(CareError::invalid("reason-required", "拒绝时必须填写理由(Task.statusReason)"));
+        return Err(CareError::invalid(
+            "reason-required",
+            "拒绝时必须填写理由(Task.statusReason)",
+        ));
     }
     Ok(Some(TaskView {
         flow,
@@ -334,7 +343,10 @@ pub fn mark_reported(task: &mut Value, report_id: &str, at: &str) {
         task,
         "report",
         "报告",
-        ("valueReference", json!({"reference": format!("DiagnosticReport/{report_id}")})),
+        (
+            "valueReference",
+            json!({"reference": format!("DiagnosticReport/{report_id}")}),
+        ),
     );
 }
 
@@ -375,19 +387,44 @@ mod tests {
     #[test]
     fn moving_records_each_step() {
         let mut t = new_task(
-            Flow::Referral, "t1", "ServiceRequest/s1", "p1", "a", "b", "routine", "requested", "2026-11-01T00:00:00Z",
+            Flow::Referral,
+            "t1",
+            "ServiceRequest/s1",
+            "p1",
+            "a",
+            "b",
+            "routine",
+            "requested",
+            "2026-11-01T00:00:00Z",
         );
-        set_state(&mut t, Flow::Referral, "scheduled", "2026-11-01T01:00:00Z", Some("u"));
+        set_state(
+            &mut t,
+            Flow::Referral,
+            "scheduled",
+            "2026-11-01T01:00:00Z",
+            Some("u"),
+        );
         assert_eq!(t["status"], "ready");
         assert_eq!(read(&t).unwrap().unwrap().state, "scheduled");
         assert_eq!(steps(&t).len(), 2);
-        assert_eq!(steps(&t)[1], ("scheduled".into(), "2026-11-01T01:00:00Z".into()));
+        assert_eq!(
+            steps(&t)[1],
+            ("scheduled".into(), "2026-11-01T01:00:00Z".into())
+        );
     }
 
     #[test]
     fn inconsistent_tasks_are_refused() {
         let mut t = new_task(
-            Flow::Exam, "t1", "ServiceRequest/s1", "p1", "a", "b", "routine", "requested", "2026-11-01T00:00:00Z",
+            Flow::Exam,
+            "t1",
+            "ServiceRequest/s1",
+            "p1",
+            "a",
+            "b",
+            "routine",
+            "requested",
+            "2026-11-01T00:00:00Z",
         );
         t["status"] = json!("completed");
         assert_eq!(read(&t).unwrap_err().code, "status-mismatch");
@@ -397,9 +434,23 @@ mod tests {
         let plain = json!({"resourceType": "Task", "status": "draft"});
         assert_eq!(read(&plain).unwrap(), None);
         let mut r = new_task(
-            Flow::Referral, "t2", "ServiceRequest/s1", "p1", "a", "b", "routine", "requested", "2026-11-01T00:00:00Z",
+            Flow::Referral,
+            "t2",
+            "ServiceRequest/s1",
+            "p1",
+            "a",
+            "b",
+            "routine",
+            "requested",
+            "2026-11-01T00:00:00Z",
         );
-        set_state(&mut r, Flow::Referral, "rejected", "2026-11-01T00:00:00Z", None);
+        set_state(
+            &mut r,
+            Flow::Referral,
+            "rejected",
+            "2026-11-01T00:00:00Z",
+            None,
+        );
         assert_eq!(read(&r).unwrap_err().code, "reason-required");
         set_reason(&mut r, "床位已满");
         assert!(read(&r).is_ok());

@@ -297,10 +297,10 @@ fn index_references(index: &mut Vec<(String, String)>, rtype: &str, v: &Value) {
         // `requester=Organization/x` finds what an institution asked for.
         index.push(("requester".into(), org));
     }
-    if matches!(rtype, "Task" | "ServiceRequest") {
-        if let Some(p) = v.get("priority").and_then(Value::as_str) {
-            index.push(("priority".into(), p.to_string()));
-        }
+    if matches!(rtype, "Task" | "ServiceRequest")
+        && let Some(p) = v.get("priority").and_then(Value::as_str)
+    {
+        index.push(("priority".into(), p.to_string()));
     }
     let concepts: &[(&str, &str)] = match rtype {
         "Task" => &[("businessStatus", "business-status")],

@@ -42,7 +42,18 @@ pub(crate) struct Write<'a> {
     pub rules: &'a Rules,
 }
 
-fn row_body(tx: &mut dyn Sql, rtype: &str, id: &str, lock: bool) -> Result<Option<(i64, Value, Option<String>, Option<String>)>, StoreError> {
+/// A current row: version, parsed body, institution, community.
+type CurrentRow = (i64, Value, Option<String>, Option<String>);
+
+/// An organisation node: community, tier, lead hospital, name.
+type OrgFacts = (Option<String>, Option<String>, bool, String);
+
+fn row_body(
+    tx: &mut dyn Sql,
+    rtype: &str,
+    id: &str,
+    lock: bool,
+) -> Result<Option<CurrentRow>, StoreError> {
     let lock = if lock && tx.dialect() == Dialect::Postgres {
         " FOR UPDATE"
     } else {
@@ -60,14 +71,22 @@ fn row_body(tx: &mut dyn Sql, rtype: &str, id: &str, lock: bool) -> Result<Optio
             .and_then(Val::into_string)
             .and_then(|s| serde_json::from_str(&s).ok())
             .unwrap_or(Value::Null);
-        (version, body, it.next().and_then(Val::into_string), it.next().and_then(Val::into_string))
+        (
+            version,
+            body,
+            it.next().and_then(Val::into_string),
+            it.next().and_then(Val::into_string),
+        )
     }))
 }
 
 /// (community, tier, lead, name) of an organisation node.
-fn org_facts(tx: &mut dyn Sql, org: &str) -> Result<Option<(Option<String>, Option<String>, bool, String)>, StoreError> {
+fn org_facts(tx: &mut dyn Sql, org: &str) -> Result<Option<OrgFacts>, StoreError> {
     Ok(tx
-        .query_one("SELECT comm, tier, lead, name FROM org_tree WHERE id = ?", &[org.into()])?
+        .query_one(
+            "SELECT comm, tier, lead, name FROM org_tree WHERE id = ?",
+            &[org.into()],
+        )?
         .map(|r| {
             let mut it = r.into_iter();
             (
@@ -104,7 +123,12 @@ pub(crate) fn owner_of(tx: &mut dyn Sql, doc: &Doc) -> Result<Option<String>, St
         "Appointment" => ("Slot", "slot"),
         _ => return Ok(None),
     };
-    let Some(id) = doc.index.iter().find(|(p, _)| p == key).map(|(_, v)| v.clone()) else {
+    let Some(id) = doc
+        .index
+        .iter()
+        .find(|(p, _)| p == key)
+        .map(|(_, v)| v.clone())
+    else {
         return Ok(None);
     };
     Ok(tx
@@ -116,7 +140,15 @@ pub(crate) fn owner_of(tx: &mut dyn Sql, doc: &Doc) -> Result<Option<String>, St
         .and_then(Val::into_string))
 }
 
-fn notice(tx: &mut dyn Sql, inst: &str, practitioner: Option<&str>, kind: &str, item: &str, text: &str, at: &str) -> Result<(), StoreError> {
+fn notice(
+    tx: &mut dyn Sql,
+    inst: &str,
+    practitioner: Option<&str>,
+    kind: &str,
+    item: &str,
+    text: &str,
+    at: &str,
+) -> Result<(), StoreError> {
     tx.exec(
         "INSERT INTO care_notice (inst, practitioner, kind, item, text, at) VALUES (?, ?, ?, ?, ?, ?)",
         &[inst.into(), practitioner.into(), kind.into(), item.into(), text.into(), at.into()],
@@ -147,15 +179,27 @@ pub(crate) fn on_write(
 
 /// The institution the actor acts for must be `inst` (users without an
 /// institution act for the county only when their scope is the county).
-fn acting_for(actor: &Actor, inst: Option<&str>, what: &str, strict: bool) -> Result<(), StoreError> {
+fn acting_for(
+    actor: &Actor,
+    inst: Option<&str>,
+    what: &str,
+    strict: bool,
+) -> Result<(), StoreError> {
     match (&actor.institution, inst) {
         (Some(a), Some(i)) if a == i => Ok(()),
         (None, _) if !strict && actor.scope == Scope::County => Ok(()),
-        _ => Err(StoreError::Forbidden(format!("只有{what}的人员可以进行此操作"))),
+        _ => Err(StoreError::Forbidden(format!(
+            "只有{what}的人员可以进行此操作"
+        ))),
     }
 }
 
-fn on_request(tx: &mut dyn Sql, w: &Write<'_>, doc: &mut Doc, old: Option<&Value>) -> Result<(), StoreError> {
+fn on_request(
+    tx: &mut dyn Sql,
+    w: &Write<'_>,
+    doc: &mut Doc,
+    old: Option<&Value>,
+) -> Result<(), StoreError> {
     let Some(v) = requests::read(&doc.body)? else {
         return Ok(());
     };
@@ -191,8 +235,14 @@ fn on_request(tx: &mut dyn Sql, w: &Write<'_>, doc: &mut Doc, old: Option<&Value
                 )));
             }
             let (up, rank_ok) = match v.direction.as_deref() {
-                Some("up") => (true, tier_rank(perf_tier.as_deref()) > tier_rank(req_tier.as_deref())),
-                _ => (false, tier_rank(perf_tier.as_deref()) < tier_rank(req_tier.as_deref())),
+                Some("up") => (
+                    true,
+                    tier_rank(perf_tier.as_deref()) > tier_rank(req_tier.as_deref()),
+                ),
+                _ => (
+                    false,
+                    tier_rank(perf_tier.as_deref()) < tier_rank(req_tier.as_deref()),
+                ),
             };
             if !rank_ok {
                 return Err(StoreError::Invalid(if up {
@@ -213,7 +263,10 @@ fn on_request(tx: &mut dyn Sql, w: &Write<'_>, doc: &mut Doc, old: Option<&Value
         Flow::Exam => {
             let item = exams::item(v.item.as_deref().unwrap_or("")).expect("checked by read");
             let Some(perf) = &v.performer_org else {
-                return Err(StoreError::Invalid(format!("检查申请必须指定{}", item.kind.label())));
+                return Err(StoreError::Invalid(format!(
+                    "检查申请必须指定{}",
+                    item.kind.label()
+                )));
             };
             let (perf_comm, _, lead, perf_name) = org_facts(tx, perf)?
                 .ok_or_else(|| StoreError::Invalid(format!("执行机构 {perf} 不在机构目录中")))?;
@@ -236,7 +289,9 @@ fn on_request(tx: &mut dyn Sql, w: &Write<'_>, doc: &mut Doc, old: Option<&Value
         }
         Flow::Consult => {
             if v.performer_org.is_none() {
-                return Err(StoreError::Invalid("会诊申请必须指定受邀机构(performer)".into()));
+                return Err(StoreError::Invalid(
+                    "会诊申请必须指定受邀机构(performer)".into(),
+                ));
             }
         }
         Flow::CriticalAck => {}
@@ -265,11 +320,17 @@ pub(crate) fn valid_result(
         .unwrap_or_default();
     let mut patients = vec![patient.to_string()];
     if let Some(person) = tx
-        .query_one("SELECT person FROM mpi_link WHERE patient = ?", &[patient.into()])?
+        .query_one(
+            "SELECT person FROM mpi_link WHERE patient = ?",
+            &[patient.into()],
+        )?
         .and_then(|r| r.into_iter().next())
         .and_then(Val::into_string)
     {
-        for r in tx.query("SELECT patient FROM mpi_link WHERE person = ?", &[person.as_str().into()])? {
+        for r in tx.query(
+            "SELECT patient FROM mpi_link WHERE person = ?",
+            &[person.as_str().into()],
+        )? {
             if let Some(p) = r.into_iter().next().and_then(Val::into_string)
                 && p != patient
             {
@@ -353,7 +414,12 @@ fn check_recognition(
     Ok(())
 }
 
-fn on_task(tx: &mut dyn Sql, w: &Write<'_>, doc: &mut Doc, old: Option<&Value>) -> Result<(), StoreError> {
+fn on_task(
+    tx: &mut dyn Sql,
+    w: &Write<'_>,
+    doc: &mut Doc,
+    old: Option<&Value>,
+) -> Result<(), StoreError> {
     let Some(mut view) = task::read(&doc.body)? else {
         return Ok(());
     };
@@ -374,17 +440,28 @@ fn on_task(tx: &mut dyn Sql, w: &Write<'_>, doc: &mut Doc, old: Option<&Value>) 
     Ok(())
 }
 
-fn check_new_task(tx: &mut dyn Sql, w: &Write<'_>, doc: &mut Doc, view: &yigong_care::TaskView) -> Result<(), StoreError> {
+fn check_new_task(
+    tx: &mut dyn Sql,
+    w: &Write<'_>,
+    doc: &mut Doc,
+    view: &yigong_care::TaskView,
+) -> Result<(), StoreError> {
     if !view.flow.is_initial(&view.state) {
         return Err(StoreError::Invalid(format!(
             "新建{}任务的状态必须为“已申请”{},收到“{}”",
             view.flow.label(),
-            if view.flow == Flow::Referral { "或“草稿”" } else { "" },
+            if view.flow == Flow::Referral {
+                "或“草稿”"
+            } else {
+                ""
+            },
             state_label(&view.state)
         )));
     }
     if view.flow == Flow::CriticalAck {
-        return Err(StoreError::Invalid("危急值确认任务由系统在报告签发时创建".into()));
+        return Err(StoreError::Invalid(
+            "危急值确认任务由系统在报告签发时创建".into(),
+        ));
     }
     acting_for(w.actor, view.requester.as_deref(), "申请机构", false)?;
     // The Task must track a request of the same flow between the same parties.
@@ -392,7 +469,12 @@ fn check_new_task(tx: &mut dyn Sql, w: &Write<'_>, doc: &mut Doc, view: &yigong_
         .focus
         .as_deref()
         .and_then(|f| f.strip_prefix("ServiceRequest/"))
-        .ok_or_else(|| StoreError::Invalid(format!("{}任务必须以 focus 引用其申请(ServiceRequest)", view.flow.label())))?;
+        .ok_or_else(|| {
+            StoreError::Invalid(format!(
+                "{}任务必须以 focus 引用其申请(ServiceRequest)",
+                view.flow.label()
+            ))
+        })?;
     let (_, sr, _, _) = row_body(tx, "ServiceRequest", focus, false)?
         .ok_or_else(|| StoreError::MissingReference(format!("ServiceRequest/{focus}")))?;
     let rv = requests::read(&sr)?
@@ -409,7 +491,10 @@ fn check_new_task(tx: &mut dyn Sql, w: &Write<'_>, doc: &mut Doc, view: &yigong_
     } else {
         rv.performer_org.clone()
     };
-    if view.requester != rv.requester_org || view.owner != expected_owner || view.patient != rv.patient {
+    if view.requester != rv.requester_org
+        || view.owner != expected_owner
+        || view.patient != rv.patient
+    {
         return Err(StoreError::Invalid(
             "任务的申请机构、接收机构和患者必须与其申请(ServiceRequest)一致".into(),
         ));
@@ -441,8 +526,15 @@ fn check_task_step(
     old: &yigong_care::TaskView,
     new: &yigong_care::TaskView,
 ) -> Result<(), StoreError> {
-    if old.flow != new.flow || old.requester != new.requester || old.owner != new.owner || old.patient != new.patient || old.focus != new.focus {
-        return Err(StoreError::Invalid("不能修改任务的类型、申请机构、接收机构、患者或所跟踪的申请".into()));
+    if old.flow != new.flow
+        || old.requester != new.requester
+        || old.owner != new.owner
+        || old.patient != new.patient
+        || old.focus != new.focus
+    {
+        return Err(StoreError::Invalid(
+            "不能修改任务的类型、申请机构、接收机构、患者或所跟踪的申请".into(),
+        ));
     }
     if old.state == new.state {
         // Notes and outputs may change; the deadline belongs to the server.
@@ -464,16 +556,27 @@ fn check_task_step(
         Side::Requester => acting_for(w.actor, new.requester.as_deref(), "申请机构", false)?,
         Side::Performer => {
             let strict = new.flow == Flow::CriticalAck;
-            let who = if strict { "开单机构" } else { "接收机构" };
+            let who = if strict {
+                "开单机构"
+            } else {
+                "接收机构"
+            };
             acting_for(w.actor, new.owner.as_deref(), who, strict)?
         }
     }
     match (new.flow, new.state.as_str()) {
-        (Flow::Referral, "scheduled") if task::output(&doc.body, "scheduled-time").is_none() && task::output(&doc.body, "appointment").is_none() => {
-            return Err(StoreError::Invalid("预约时须注明就诊时间(Task.output scheduled-time)或预约(appointment)".into()));
+        (Flow::Referral, "scheduled")
+            if task::output(&doc.body, "scheduled-time").is_none()
+                && task::output(&doc.body, "appointment").is_none() =>
+        {
+            return Err(StoreError::Invalid(
+                "预约时须注明就诊时间(Task.output scheduled-time)或预约(appointment)".into(),
+            ));
         }
         (Flow::Consult, "accepted") if new.assignee.is_none() => {
-            return Err(StoreError::Invalid("接收会诊须指定会诊专家(assignee 扩展)".into()));
+            return Err(StoreError::Invalid(
+                "接收会诊须指定会诊专家(assignee 扩展)".into(),
+            ));
         }
         (Flow::Consult, "accepted") => {
             let expert = new.assignee.as_deref().unwrap_or("");
@@ -484,10 +587,14 @@ fn check_task_step(
             }
         }
         (Flow::Consult, "answered") if task::output(&doc.body, "opinion").is_none() => {
-            return Err(StoreError::Invalid("出具会诊意见时须填写意见(Task.output opinion)".into()));
+            return Err(StoreError::Invalid(
+                "出具会诊意见时须填写意见(Task.output opinion)".into(),
+            ));
         }
         (Flow::Consult, "closed") => {
-            if let Some(r) = task::output(&doc.body, "rating").and_then(|o| o.get("valueInteger")).and_then(Value::as_i64)
+            if let Some(r) = task::output(&doc.body, "rating")
+                .and_then(|o| o.get("valueInteger"))
+                .and_then(Value::as_i64)
                 && !(1..=5).contains(&r)
             {
                 return Err(StoreError::Invalid("会诊评分须为 1 到 5".into()));
@@ -563,22 +670,61 @@ fn notify_task(
         return Ok(());
     }
     let urgent = matches!(new.priority.as_str(), "stat" | "urgent" | "asap");
-    let green = if urgent && new.flow == Flow::Referral { "【绿色通道】" } else { "" };
+    let green = if urgent && new.flow == Flow::Referral {
+        "【绿色通道】"
+    } else {
+        ""
+    };
     let (to, text) = if let Some(o) = old
         && o.escalated.is_none()
         && new.escalated.is_some()
     {
-        (new.owner.clone(), format!("{green}{}{} 已超过响应时限,已升级督办", kind_label(new.flow), id))
+        (
+            new.owner.clone(),
+            format!(
+                "{green}{}{} 已超过响应时限,已升级督办",
+                kind_label(new.flow),
+                id
+            ),
+        )
     } else if new.flow == Flow::CriticalAck && new.state == "requested" {
-        (new.owner.clone(), format!("【危急值】报告 {} 有危急值,请立即确认处置", new.focus.as_deref().unwrap_or("")))
+        (
+            new.owner.clone(),
+            format!(
+                "【危急值】报告 {} 有危急值,请立即确认处置",
+                new.focus.as_deref().unwrap_or("")
+            ),
+        )
     } else if new.flow.awaits_response(&new.state) || (old.is_none() && new.state == "requested") {
-        (new.owner.clone(), format!("{green}新的{}:{id}(待处理)", kind_label(new.flow)))
+        (
+            new.owner.clone(),
+            format!("{green}新的{}:{id}(待处理)", kind_label(new.flow)),
+        )
     } else {
-        (new.requester.clone(), format!("{green}{} {id} {}", kind_label(new.flow), state_label(&new.state)))
+        (
+            new.requester.clone(),
+            format!(
+                "{green}{} {id} {}",
+                kind_label(new.flow),
+                state_label(&new.state)
+            ),
+        )
     };
     if let Some(inst) = to {
-        let practitioner = if new.flow == Flow::CriticalAck { recipient(body) } else { None };
-        notice(tx, &inst, practitioner.as_deref(), new.flow.code(), id, &text, w.now)?;
+        let practitioner = if new.flow == Flow::CriticalAck {
+            recipient(body)
+        } else {
+            None
+        };
+        notice(
+            tx,
+            &inst,
+            practitioner.as_deref(),
+            new.flow.code(),
+            id,
+            &text,
+            w.now,
+        )?;
     }
     Ok(())
 }
@@ -595,7 +741,13 @@ fn recipient(body: &Value) -> Option<String> {
 }
 
 /// Keeps the worklist row of a flow Task.
-fn upsert_item(tx: &mut dyn Sql, id: &str, v: &yigong_care::TaskView, body: &Value, now: &str) -> Result<(), StoreError> {
+fn upsert_item(
+    tx: &mut dyn Sql,
+    id: &str,
+    v: &yigong_care::TaskView,
+    body: &Value,
+    now: &str,
+) -> Result<(), StoreError> {
     let steps = task::steps(body);
     let created = steps
         .first()
@@ -608,7 +760,10 @@ fn upsert_item(tx: &mut dyn Sql, id: &str, v: &yigong_care::TaskView, body: &Val
         .find(|p| v.flow.awaits_response(&p[0].0))
         .and_then(|p| epoch(&p[1].1));
     let done = if v.flow.is_terminal(&v.state) {
-        steps.last().and_then(|(_, at)| epoch(at)).or_else(|| epoch(now))
+        steps
+            .last()
+            .and_then(|(_, at)| epoch(at))
+            .or_else(|| epoch(now))
     } else {
         None
     };
@@ -623,7 +778,11 @@ fn upsert_item(tx: &mut dyn Sql, id: &str, v: &yigong_care::TaskView, body: &Val
     );
     let item = item_of(tx, v)?;
     let assignee = v.assignee.clone().or_else(|| recipient(body));
-    let focus = v.focus.as_deref().and_then(|f| f.split_once('/')).map(|(_, id)| id.to_string());
+    let focus = v
+        .focus
+        .as_deref()
+        .and_then(|f| f.split_once('/'))
+        .map(|(_, id)| id.to_string());
     tx.exec(
         "INSERT INTO care_item (id, kind, state, priority, req_inst, req_comm, perf_inst, perf_comm, patient, focus, item, created, responded, done, due, escalated, assignee) \
          VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) \
@@ -650,7 +809,11 @@ fn comm_of(tx: &mut dyn Sql, org: Option<&str>) -> Result<Option<String>, StoreE
 
 /// The exam item or referral direction of the request a Task tracks.
 fn item_of(tx: &mut dyn Sql, v: &yigong_care::TaskView) -> Result<Option<String>, StoreError> {
-    let Some(focus) = v.focus.as_deref().and_then(|f| f.strip_prefix("ServiceRequest/")) else {
+    let Some(focus) = v
+        .focus
+        .as_deref()
+        .and_then(|f| f.strip_prefix("ServiceRequest/"))
+    else {
         return Ok(None);
     };
     let Some((_, sr, _, _)) = row_body(tx, "ServiceRequest", focus, false)? else {
@@ -665,7 +828,11 @@ fn item_of(tx: &mut dyn Sql, v: &yigong_care::TaskView) -> Result<Option<String>
     }))
 }
 
-fn on_report(tx: &mut dyn Sql, w: &Write<'_>, doc: &mut Doc) -> Result<Vec<(Doc, Precondition)>, StoreError> {
+fn on_report(
+    tx: &mut dyn Sql,
+    w: &Write<'_>,
+    doc: &mut Doc,
+) -> Result<Vec<(Doc, Precondition)>, StoreError> {
     let status = doc.body.get("status").and_then(Value::as_str).unwrap_or("");
     if !matches!(status, "final" | "amended" | "corrected" | "appended") {
         return Ok(vec![]);
@@ -684,12 +851,16 @@ fn on_report(tx: &mut dyn Sql, w: &Write<'_>, doc: &mut Doc) -> Result<Vec<(Doc,
     }
     let tid = task::task_id(&order);
     let Some((tver, mut t, _, _)) = row_body(tx, "Task", &tid, true)? else {
-        return Err(StoreError::Invalid(format!("检查申请 {order} 没有跟踪任务,不能出具报告")));
+        return Err(StoreError::Invalid(format!(
+            "检查申请 {order} 没有跟踪任务,不能出具报告"
+        )));
     };
     let tv = task::read(&t)?.ok_or_else(|| StoreError::Invalid("检查任务已损坏".into()))?;
     match tv.state.as_str() {
         "cancelled" => {
-            return Err(StoreError::Conflict(format!("检查申请 {order} 已取消,不能出具报告")));
+            return Err(StoreError::Conflict(format!(
+                "检查申请 {order} 已取消,不能出具报告"
+            )));
         }
         "received" | "reported" => {}
         other => {
@@ -703,7 +874,9 @@ fn on_report(tx: &mut dyn Sql, w: &Write<'_>, doc: &mut Doc) -> Result<Vec<(Doc,
         acting_for(w.actor, rv.performer_org.as_deref(), "检查中心", false)?;
     }
     if doc.org.is_some() && doc.org != rv.performer_org {
-        return Err(StoreError::Invalid("报告的出具机构必须是该申请的执行中心".into()));
+        return Err(StoreError::Invalid(
+            "报告的出具机构必须是该申请的执行中心".into(),
+        ));
     }
     let issued = doc
         .body
@@ -749,16 +922,25 @@ fn derived_doc(rtype: &str, id: &str, body: Value) -> Result<Doc, StoreError> {
     Doc::from_resource(rtype, id, body, None).map_err(|e| StoreError::Invalid(e.zh))
 }
 
-fn on_appointment(tx: &mut dyn Sql, w: &Write<'_>, doc: &mut Doc, old: Option<&Value>) -> Result<Vec<(Doc, Precondition)>, StoreError> {
+fn on_appointment(
+    tx: &mut dyn Sql,
+    w: &Write<'_>,
+    doc: &mut Doc,
+    old: Option<&Value>,
+) -> Result<Vec<(Doc, Precondition)>, StoreError> {
     let a = slots::read_appointment(&doc.body);
     let old_a = old.map(slots::read_appointment);
     let Some(slot_id) = a.slot.clone() else {
-        return Err(StoreError::Invalid("预约必须引用号源(Appointment.slot)".into()));
+        return Err(StoreError::Invalid(
+            "预约必须引用号源(Appointment.slot)".into(),
+        ));
     };
     if let Some(o) = &old_a
         && o.slot.as_deref() != Some(&slot_id)
     {
-        return Err(StoreError::Invalid("不能修改预约的号源;请取消后重新预约".into()));
+        return Err(StoreError::Invalid(
+            "不能修改预约的号源;请取消后重新预约".into(),
+        ));
     }
     if !w.trusted {
         slots::appointment_step(old_a.as_ref().map(|o| o.status.as_str()), &a.status)?;
@@ -790,16 +972,23 @@ fn on_appointment(tx: &mut dyn Sql, w: &Write<'_>, doc: &mut Doc, old: Option<&V
             slots::may_book(&sv, w.now, referral)?;
         }
         slot["status"] = Value::String("busy".into());
-        out.push((derived_doc("Slot", &slot_id, slot)?, Precondition::IfMatch(sver)));
+        out.push((
+            derived_doc("Slot", &slot_id, slot)?,
+            Precondition::IfMatch(sver),
+        ));
     } else if was && !holds {
         slot["status"] = Value::String("free".into());
-        out.push((derived_doc("Slot", &slot_id, slot)?, Precondition::IfMatch(sver)));
+        out.push((
+            derived_doc("Slot", &slot_id, slot)?,
+            Precondition::IfMatch(sver),
+        ));
     }
     // Worklist row: the clinic's institution is the performer.
     let req_inst = w.actor.institution.clone();
     let req_comm = comm_of(tx, req_inst.as_deref())?;
     let created = epoch(&sv.start).unwrap_or(0);
-    let done = matches!(a.status.as_str(), "fulfilled" | "cancelled" | "noshow").then(|| epoch(w.now).unwrap_or(created));
+    let done = matches!(a.status.as_str(), "fulfilled" | "cancelled" | "noshow")
+        .then(|| epoch(w.now).unwrap_or(created));
     tx.exec(
         "INSERT INTO care_item (id, kind, state, priority, req_inst, req_comm, perf_inst, perf_comm, patient, focus, item, created, done) \
          VALUES (?, 'appointment', ?, 'routine', ?, ?, ?, ?, ?, ?, ?, ?, ?) \
@@ -921,7 +1110,8 @@ impl Store {
     /// Replaces the community's flow configuration (checked whole, audited).
     pub fn set_care_rules(&self, actor: &Actor, rules: Rules) -> Result<(), StoreError> {
         rules.check()?;
-        let text = serde_json::to_string(&rules).map_err(|e| StoreError::Database(e.to_string()))?;
+        let text =
+            serde_json::to_string(&rules).map_err(|e| StoreError::Database(e.to_string()))?;
         let now = crate::now_string();
         self.db().write(|tx| {
             tx.exec(
@@ -943,7 +1133,11 @@ impl Store {
     }
 
     /// An institution's worklist, newest first. The institution must be within `scope`.
-    pub fn care_worklist(&self, q: &Worklist, scope: &Scope) -> Result<(i64, Vec<CareItem>), StoreError> {
+    pub fn care_worklist(
+        &self,
+        q: &Worklist,
+        scope: &Scope,
+    ) -> Result<(i64, Vec<CareItem>), StoreError> {
         let col = match q.direction {
             Direction::Incoming => "perf_inst",
             Direction::Outgoing => "req_inst",
@@ -955,7 +1149,10 @@ impl Store {
         let mut sql = format!("FROM care_item WHERE {col} = ? AND kind = ?");
         let mut params: Vec<Val> = vec![q.inst.as_str().into(), q.kind.as_str().into()];
         if !q.states.is_empty() {
-            sql.push_str(&format!(" AND state IN ({})", vec!["?"; q.states.len()].join(", ")));
+            sql.push_str(&format!(
+                " AND state IN ({})",
+                vec!["?"; q.states.len()].join(", ")
+            ));
             params.extend(q.states.iter().map(|s| Val::from(s.as_str())));
         }
         match scope {
@@ -976,7 +1173,9 @@ impl Store {
             p.push(Val::Int(q.limit));
             p.push(Val::Int(q.offset));
             let rows = c.query(
-                &format!("SELECT {ITEM_COLS} {sql} ORDER BY state, created DESC, id LIMIT ? OFFSET ?"),
+                &format!(
+                    "SELECT {ITEM_COLS} {sql} ORDER BY state, created DESC, id LIMIT ? OFFSET ?"
+                ),
                 &p,
             )?;
             Ok((total, rows.into_iter().map(item_from_row).collect()))
@@ -984,7 +1183,11 @@ impl Store {
     }
 
     /// Counts per (kind, state) of what is addressed to or sent by an institution.
-    pub fn care_counts(&self, inst: &str, direction: Direction) -> Result<Vec<(String, String, i64)>, StoreError> {
+    pub fn care_counts(
+        &self,
+        inst: &str,
+        direction: Direction,
+    ) -> Result<Vec<(String, String, i64)>, StoreError> {
         let col = match direction {
             Direction::Incoming => "perf_inst",
             Direction::Outgoing => "req_inst",
@@ -1010,8 +1213,11 @@ impl Store {
 
     pub fn care_item(&self, id: &str) -> Result<Option<CareItem>, StoreError> {
         self.db().read(|c| {
-            Ok(c.query_one(&format!("SELECT {ITEM_COLS} FROM care_item WHERE id = ?"), &[id.into()])?
-                .map(item_from_row))
+            Ok(c.query_one(
+                &format!("SELECT {ITEM_COLS} FROM care_item WHERE id = ?"),
+                &[id.into()],
+            )?
+            .map(item_from_row))
         })
     }
 
@@ -1028,8 +1234,17 @@ impl Store {
     }
 
     /// Notifications of an institution, newest first.
-    pub fn care_notices(&self, inst: &str, unread_only: bool, limit: i64) -> Result<Vec<Notice>, StoreError> {
-        let filter = if unread_only { " AND read_at IS NULL" } else { "" };
+    pub fn care_notices(
+        &self,
+        inst: &str,
+        unread_only: bool,
+        limit: i64,
+    ) -> Result<Vec<Notice>, StoreError> {
+        let filter = if unread_only {
+            " AND read_at IS NULL"
+        } else {
+            ""
+        };
         self.db().read(|c| {
             let rows = c.query(
                 &format!("SELECT seq, inst, practitioner, kind, item, text, at, read_at FROM care_notice WHERE inst = ?{filter} ORDER BY seq DESC LIMIT ?"),
@@ -1084,31 +1299,55 @@ impl Store {
         let actor = Actor::system("escalation");
         let mut n = 0;
         for id in due {
-            let Some(cur) = self.read("Task", &id)? else { continue };
-            let Ok(mut body) = serde_json::from_str::<Value>(&cur.body) else { continue };
-            let Ok(Some(v)) = task::read(&body) else { continue };
+            let Some(cur) = self.read("Task", &id)? else {
+                continue;
+            };
+            let Ok(mut body) = serde_json::from_str::<Value>(&cur.body) else {
+                continue;
+            };
+            let Ok(Some(v)) = task::read(&body) else {
+                continue;
+            };
             if v.escalated.is_some() || !v.flow.awaits_response(&v.state) {
                 continue;
             }
             task::set_escalated(&mut body, now);
             let doc = derived_doc("Task", &id, body)?;
-            match self.put(&actor, doc, Precondition::IfMatch(cur.version), Some("超时未响应,自动升级")) {
+            match self.put(
+                &actor,
+                doc,
+                Precondition::IfMatch(cur.version),
+                Some("超时未响应,自动升级"),
+            ) {
                 Ok(_) => {}
                 // Answered meanwhile: nothing to escalate.
                 Err(StoreError::VersionConflict { .. }) => continue,
                 Err(e) => return Err(e),
             }
-            if let Some(comm) = v.owner.as_deref().map(|o| self.db().read(|c| comm_of(c, Some(o)))).transpose()?.flatten()
+            if let Some(comm) = v
+                .owner
+                .as_deref()
+                .map(|o| self.db().read(|c| comm_of(c, Some(o))))
+                .transpose()?
+                .flatten()
                 && let Some(lead) = self.db().read(|c| {
-                    Ok(c.query_one("SELECT id FROM org_tree WHERE comm = ? AND lead = 1 ORDER BY id LIMIT 1", &[comm.as_str().into()])?
-                        .and_then(|r| r.into_iter().next())
-                        .and_then(Val::into_string))
+                    Ok(c.query_one(
+                        "SELECT id FROM org_tree WHERE comm = ? AND lead = 1 ORDER BY id LIMIT 1",
+                        &[comm.as_str().into()],
+                    )?
+                    .and_then(|r| r.into_iter().next())
+                    .and_then(Val::into_string))
                 })?
                 && Some(lead.as_str()) != v.owner.as_deref()
             {
-                let text = format!("【督办】{} {id} 超过响应时限未处理(接收机构 {})", v.flow.label(), v.owner.as_deref().unwrap_or(""));
+                let text = format!(
+                    "【督办】{} {id} 超过响应时限未处理(接收机构 {})",
+                    v.flow.label(),
+                    v.owner.as_deref().unwrap_or("")
+                );
                 let at = now.to_string();
-                self.db().write(|tx| notice(tx, &lead, None, "escalation", &id, &text, &at))?;
+                self.db()
+                    .write(|tx| notice(tx, &lead, None, "escalation", &id, &text, &at))?;
             }
             n += 1;
         }
@@ -1117,11 +1356,23 @@ impl Store {
 
     /// Median and 90th percentile turnaround (order to report, in minutes) per
     /// centre and item, for exams completed in [since, until).
-    pub fn care_turnaround(&self, kind: &str, since: i64, until: i64, scope: &Scope) -> Result<Vec<Turnaround>, StoreError> {
+    pub fn care_turnaround(
+        &self,
+        kind: &str,
+        since: i64,
+        until: i64,
+        scope: &Scope,
+    ) -> Result<Vec<Turnaround>, StoreError> {
         let (filter, mut params) = match scope {
             Scope::County => (String::new(), vec![]),
-            Scope::Community(c) => (" AND (perf_comm = ? OR req_comm = ?)".to_string(), vec![Val::from(c.as_str()), Val::from(c.as_str())]),
-            Scope::Institution(i) => (" AND (perf_inst = ? OR req_inst = ?)".to_string(), vec![Val::from(i.as_str()), Val::from(i.as_str())]),
+            Scope::Community(c) => (
+                " AND (perf_comm = ? OR req_comm = ?)".to_string(),
+                vec![Val::from(c.as_str()), Val::from(c.as_str())],
+            ),
+            Scope::Institution(i) => (
+                " AND (perf_inst = ? OR req_inst = ?)".to_string(),
+                vec![Val::from(i.as_str()), Val::from(i.as_str())],
+            ),
         };
         let mut p = vec![Val::from(kind), Val::Int(since), Val::Int(until)];
         p.append(&mut params);
@@ -1131,7 +1382,8 @@ impl Store {
                 &p,
             )
         })?;
-        let mut groups: std::collections::BTreeMap<(String, String), (Vec<i64>, usize)> = Default::default();
+        let mut groups: std::collections::BTreeMap<(String, String), (Vec<i64>, usize)> =
+            Default::default();
         for r in rows {
             let mut it = r.into_iter();
             let inst = it.next().and_then(Val::into_string).unwrap_or_default();
@@ -1146,30 +1398,55 @@ impl Store {
             .into_iter()
             .map(|((inst, item), (mut secs, late))| {
                 secs.sort_unstable();
-                let pct = |p: f64| secs[((secs.len() - 1) as f64 * p).round() as usize] as f64 / 60.0;
-                Turnaround { inst, item, n: secs.len(), median_min: pct(0.5), p90_min: pct(0.9), late }
+                let pct =
+                    |p: f64| secs[((secs.len() - 1) as f64 * p).round() as usize] as f64 / 60.0;
+                Turnaround {
+                    inst,
+                    item,
+                    n: secs.len(),
+                    median_min: pct(0.5),
+                    p90_min: pct(0.9),
+                    late,
+                }
             })
             .collect())
     }
 
     /// A still-valid recognised result of `item` for the patient (any of the
     /// person's records), as the ordering clinician is shown it.
-    pub fn recognised_result(&self, patient: &str, item: &str, req_org: &str, now: &str) -> Result<Option<PriorResult>, StoreError> {
+    pub fn recognised_result(
+        &self,
+        patient: &str,
+        item: &str,
+        req_org: &str,
+        now: &str,
+    ) -> Result<Option<PriorResult>, StoreError> {
         let rules = self.care_rules();
-        self.db().read(|c| valid_result(c, &rules, patient, item, req_org, now))
+        self.db()
+            .read(|c| valid_result(c, &rules, patient, item, req_org, now))
     }
 
     /// The clinician took the valid result instead of ordering again (互认).
-    pub fn recognise_result(&self, actor: &Actor, patient: &str, item: &str, report: &str) -> Result<(), StoreError> {
+    pub fn recognise_result(
+        &self,
+        actor: &Actor,
+        patient: &str,
+        item: &str,
+        report: &str,
+    ) -> Result<(), StoreError> {
         let inst = actor
             .institution
             .clone()
             .ok_or_else(|| StoreError::Forbidden("只有医疗机构的人员可以记录结果互认".into()))?;
-        let fee = exams::item(item).ok_or_else(|| StoreError::Invalid(format!("检查项目“{item}”不在目录中")))?.fee_fen;
+        let fee = exams::item(item)
+            .ok_or_else(|| StoreError::Invalid(format!("检查项目“{item}”不在目录中")))?
+            .fee_fen;
         let now = crate::now_string();
         let prior = self.recognised_result(patient, item, &inst, &now)?;
         if prior.as_ref().map(|p| p.report.as_str()) != Some(report) {
-            return Err(StoreError::Conflict(format!("报告 {report} 不是该患者“{item}”当前有效的互认结果")));
+            return Err(StoreError::Conflict(format!(
+                "报告 {report} 不是该患者“{item}”当前有效的互认结果"
+            )));
         }
         self.db().write(|tx| {
             tx.exec(
@@ -1181,7 +1458,11 @@ impl Store {
     }
 
     /// Recognised vs repeated exams and the money recognition saved, per institution.
-    pub fn recognition_stats(&self, since: &str, scope: &Scope) -> Result<Vec<RecognitionStats>, StoreError> {
+    pub fn recognition_stats(
+        &self,
+        since: &str,
+        scope: &Scope,
+    ) -> Result<Vec<RecognitionStats>, StoreError> {
         let rows = self.db().read(|c| {
             c.query(
                 "SELECT l.inst, l.outcome, count(*), sum(l.fee_fen) FROM recognition_log l WHERE l.at >= ? GROUP BY l.inst, l.outcome ORDER BY l.inst",
@@ -1198,13 +1479,18 @@ impl Store {
             let visible = match scope {
                 Scope::County => true,
                 Scope::Institution(i) => *i == inst,
-                Scope::Community(c) => self.db().read(|tx| comm_of(tx, Some(&inst)))?.as_deref() == Some(c),
+                Scope::Community(c) => {
+                    self.db().read(|tx| comm_of(tx, Some(&inst)))?.as_deref() == Some(c)
+                }
             };
             if !visible {
                 continue;
             }
             if out.last().is_none_or(|s| s.inst != inst) {
-                out.push(RecognitionStats { inst: inst.clone(), ..Default::default() });
+                out.push(RecognitionStats {
+                    inst: inst.clone(),
+                    ..Default::default()
+                });
             }
             let s = out.last_mut().expect("pushed");
             if outcome == "recognised" {

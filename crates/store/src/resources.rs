@@ -765,7 +765,10 @@ fn write_doc(
                 pinst.as_deref(),
                 pcomm.as_deref(),
             )
-            || (finst.is_some() && actor.scope.allows(finst.as_deref(), fcomm.as_deref(), None, None))
+            || (finst.is_some()
+                && actor
+                    .scope
+                    .allows(finst.as_deref(), fcomm.as_deref(), None, None))
     };
     if !writable {
         return Err(StoreError::Forbidden(format!(

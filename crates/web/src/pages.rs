@@ -42,12 +42,27 @@ pub fn templates() -> Environment<'static> {
             include_str!("../templates/mpi_person.html"),
         ),
         ("error.html", include_str!("../templates/error.html")),
-        ("care_home.html", include_str!("../templates/care_home.html")),
-        ("care_list.html", include_str!("../templates/care_list.html")),
-        ("care_task.html", include_str!("../templates/care_task.html")),
+        (
+            "care_home.html",
+            include_str!("../templates/care_home.html"),
+        ),
+        (
+            "care_list.html",
+            include_str!("../templates/care_list.html"),
+        ),
+        (
+            "care_task.html",
+            include_str!("../templates/care_task.html"),
+        ),
         ("care_new.html", include_str!("../templates/care_new.html")),
-        ("care_slots.html", include_str!("../templates/care_slots.html")),
-        ("care_stats.html", include_str!("../templates/care_stats.html")),
+        (
+            "care_slots.html",
+            include_str!("../templates/care_slots.html"),
+        ),
+        (
+            "care_stats.html",
+            include_str!("../templates/care_stats.html"),
+        ),
     ] {
         env.add_template(name, src).expect("template parses");
     }

@@ -5,9 +5,9 @@ use crate::auth::Principal;
 use serde_json::{Value, json};
 use std::collections::HashSet;
 use std::sync::Arc;
+use yigong_fhir::Issue;
 use yigong_fhir::bundle::{TxEntry, parse_transaction};
 use yigong_fhir::search::{SearchSpec, SortField, Target, TotalMode, ValueMatch};
-use yigong_fhir::Issue;
 use yigong_store::resources_api::*;
 use yigong_store::{Access, Actor, Role, Scope, Store, StoreError};
 
@@ -27,7 +27,6 @@ pub struct WriteOutcome {
 pub fn new_id() -> String {
     uuid::Uuid::new_v4().to_string()
 }
-
 
 /// Builds the storable document for a checked resource.
 pub fn prepare(
@@ -208,8 +207,7 @@ impl Service {
     /// is known there without registering again: the institution's staff see the
     /// patient's record while a flow involves them.
     fn shared_by_care(&self, p: &Principal, s: &Stored) -> Result<bool, Issue> {
-        let (Some(inst), Some(patient)) = (p.0.institution.as_deref(), s.patient.as_deref())
-        else {
+        let (Some(inst), Some(patient)) = (p.0.institution.as_deref(), s.patient.as_deref()) else {
             return Ok(false);
         };
         if s.rtype != "Patient" {
@@ -373,16 +371,27 @@ impl Service {
     /// Creates resources that carry their own ids in one transaction (a request
     /// with its Task, a report with its results); references among them resolve
     /// inside it.
-    pub fn write_all(&self, p: &Principal, resources: Vec<Value>) -> Result<Vec<WriteOutcome>, Issue> {
+    pub fn write_all(
+        &self,
+        p: &Principal,
+        resources: Vec<Value>,
+    ) -> Result<Vec<WriteOutcome>, Issue> {
         let key = |r: &Value| -> Option<(String, String)> {
-            Some((r["resourceType"].as_str()?.to_string(), r["id"].as_str()?.to_string()))
+            Some((
+                r["resourceType"].as_str()?.to_string(),
+                r["id"].as_str()?.to_string(),
+            ))
         };
         let in_batch: HashSet<(String, String)> = resources.iter().filter_map(key).collect();
         let mut docs = Vec::with_capacity(resources.len());
         for r in resources {
-            let (rtype, id) = key(&r).ok_or_else(|| Issue::invalid("id-missing", "资源缺少类型或 id"))?;
+            let (rtype, id) =
+                key(&r).ok_or_else(|| Issue::invalid("id-missing", "资源缺少类型或 id"))?;
             check_write_role(p.role(), &rtype)?;
-            docs.push((prepare(&rtype, &id, r, Some(&in_batch))?, Precondition::Create));
+            docs.push((
+                prepare(&rtype, &id, r, Some(&in_batch))?,
+                Precondition::Create,
+            ));
         }
         let out = self
             .store
@@ -390,7 +399,10 @@ impl Service {
             .map_err(store_issue)?;
         Ok(out
             .into_iter()
-            .map(|r| WriteOutcome { created: r.created, stored: r.stored })
+            .map(|r| WriteOutcome {
+                created: r.created,
+                stored: r.stored,
+            })
             .collect())
     }
 

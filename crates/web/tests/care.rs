@@ -25,10 +25,30 @@ fn lead(mut o: Value) -> Value {
 fn seed(s: &TestServer) {
     let users = [
         ("admin", Role::SystemAdmin, Scope::County, None),
-        ("tdoc", Role::Clinician, Scope::Institution("t1".into()), Some("t1")),
-        ("hdoc", Role::Clinician, Scope::Institution("h1".into()), Some("h1")),
-        ("hdoc2", Role::Clinician, Scope::Institution("h1".into()), Some("h1")),
-        ("t2doc", Role::Clinician, Scope::Institution("t2".into()), Some("t2")),
+        (
+            "tdoc",
+            Role::Clinician,
+            Scope::Institution("t1".into()),
+            Some("t1"),
+        ),
+        (
+            "hdoc",
+            Role::Clinician,
+            Scope::Institution("h1".into()),
+            Some("h1"),
+        ),
+        (
+            "hdoc2",
+            Role::Clinician,
+            Scope::Institution("h1".into()),
+            Some("h1"),
+        ),
+        (
+            "t2doc",
+            Role::Clinician,
+            Scope::Institution("t2".into()),
+            Some("t2"),
+        ),
     ];
     for (name, role, scope, inst) in users {
         let u = User {
@@ -45,10 +65,34 @@ fn seed(s: &TestServer) {
         org("county", "测试县", "county", None, None),
         org("com1", "第一医共体", "community", None, Some("county")),
         org("com2", "第二医共体", "community", None, Some("county")),
-        lead(org("h1", "县人民医院", "general-hospital", Some("county"), Some("com1"))),
-        org("t1", "甲镇卫生院", "township-centre", Some("township"), Some("com1")),
-        lead(org("h2", "县中医医院", "tcm-hospital", Some("county"), Some("com2"))),
-        org("t2", "乙镇卫生院", "township-centre", Some("township"), Some("com2")),
+        lead(org(
+            "h1",
+            "县人民医院",
+            "general-hospital",
+            Some("county"),
+            Some("com1"),
+        )),
+        org(
+            "t1",
+            "甲镇卫生院",
+            "township-centre",
+            Some("township"),
+            Some("com1"),
+        ),
+        lead(org(
+            "h2",
+            "县中医医院",
+            "tcm-hospital",
+            Some("county"),
+            Some("com2"),
+        )),
+        org(
+            "t2",
+            "乙镇卫生院",
+            "township-centre",
+            Some("township"),
+            Some("com2"),
+        ),
     ]
     .into_iter()
     .collect();
@@ -72,7 +116,11 @@ fn seed(s: &TestServer) {
     let entries: Vec<Value> = entries
         .into_iter()
         .map(|o| {
-            let url = format!("{}/{}", o["resourceType"].as_str().unwrap(), o["id"].as_str().unwrap());
+            let url = format!(
+                "{}/{}",
+                o["resourceType"].as_str().unwrap(),
+                o["id"].as_str().unwrap()
+            );
             json!({ "resource": o, "request": { "method": "PUT", "url": url } })
         })
         .collect();
@@ -80,17 +128,24 @@ fn seed(s: &TestServer) {
     let r = s.post(&admin, "/fhir", &bundle.to_string());
     assert_eq!(r.status, 200, "{}", r.text);
     let tdoc = s.token("tdoc");
-    let r = s.put(&tdoc, "/fhir/Patient/pt1", &{
-        let mut p = patient("t1");
-        p["id"] = json!("pt1");
-        p
-    }.to_string(), None);
+    let r = s.put(
+        &tdoc,
+        "/fhir/Patient/pt1",
+        &{
+            let mut p = patient("t1");
+            p["id"] = json!("pt1");
+            p
+        }
+        .to_string(),
+        None,
+    );
     assert_eq!(r.status, 201, "{}", r.text);
 }
 
 /// One token per user per server (issuing one writes an audit row).
 fn token(s: &TestServer, user: &str) -> String {
-    static TOKENS: std::sync::Mutex<Vec<(std::net::SocketAddr, String, String)>> = std::sync::Mutex::new(Vec::new());
+    static TOKENS: std::sync::Mutex<Vec<(std::net::SocketAddr, String, String)>> =
+        std::sync::Mutex::new(Vec::new());
     let mut t = TOKENS.lock().unwrap();
     if let Some((_, _, tok)) = t.iter().find(|(a, u, _)| *a == s.addr && u == user) {
         return tok.clone();
@@ -101,7 +156,11 @@ fn token(s: &TestServer, user: &str) -> String {
 }
 
 fn put_entry(v: &Value) -> Value {
-    let url = format!("{}/{}", v["resourceType"].as_str().unwrap(), v["id"].as_str().unwrap());
+    let url = format!(
+        "{}/{}",
+        v["resourceType"].as_str().unwrap(),
+        v["id"].as_str().unwrap()
+    );
     json!({ "resource": v, "request": { "method": "PUT", "url": url } })
 }
 
@@ -111,15 +170,45 @@ fn bundle(s: &TestServer, token: &str, resources: &[Value]) -> Resp {
     s.post(token, "/fhir", &b.to_string())
 }
 
-fn parties<'a>(id: &'a str, from: &'a str, to: &'a str, priority: &'a str, at: &'a str) -> Parties<'a> {
-    Parties { id, patient: "pt1", requester_org: from, requester: None, performer_org: to, priority, at }
+fn parties<'a>(
+    id: &'a str,
+    from: &'a str,
+    to: &'a str,
+    priority: &'a str,
+    at: &'a str,
+) -> Parties<'a> {
+    Parties {
+        id,
+        patient: "pt1",
+        requester_org: from,
+        requester: None,
+        performer_org: to,
+        priority,
+        at,
+    }
 }
 
 /// Sends a referral (ServiceRequest + Task in one transaction).
 fn refer(s: &TestServer, token: &str, id: &str, from: &str, to: &str, priority: &str) -> Resp {
     let at = now();
-    let sr = requests::referral(&parties(id, from, to, priority, &at), "up", "I21.9", "急性心肌梗死", &[]);
-    let t = task::new_task(Flow::Referral, &task::task_id(id), &format!("ServiceRequest/{id}"), "pt1", from, to, priority, "requested", &at);
+    let sr = requests::referral(
+        &parties(id, from, to, priority, &at),
+        "up",
+        "I21.9",
+        "急性心肌梗死",
+        &[],
+    );
+    let t = task::new_task(
+        Flow::Referral,
+        &task::task_id(id),
+        &format!("ServiceRequest/{id}"),
+        "pt1",
+        from,
+        to,
+        priority,
+        "requested",
+        &at,
+    );
     bundle(s, token, &[sr, t])
 }
 
@@ -135,9 +224,15 @@ fn step(s: &TestServer, token: &str, id: &str, to: &str, edit: impl FnOnce(&mut 
     let (mut t, etag) = get_task(s, token, id);
     let flow = task::flow_of(&t).unwrap();
     t["status"] = json!(flow.task_status(to));
-    t["businessStatus"] = json!({ "coding": [{ "system": yigong_care::codes::CS_FLOW_STATE, "code": to }] });
+    t["businessStatus"] =
+        json!({ "coding": [{ "system": yigong_care::codes::CS_FLOW_STATE, "code": to }] });
     edit(&mut t);
-    s.put(token, &format!("/fhir/Task/{id}"), &t.to_string(), Some(&etag))
+    s.put(
+        token,
+        &format!("/fhir/Task/{id}"),
+        &t.to_string(),
+        Some(&etag),
+    )
 }
 
 #[test]
@@ -156,13 +251,24 @@ fn up_referral_on_the_green_channel_then_down_with_a_plan() {
     assert!(t["restriction"]["period"]["end"].is_string(), "{t}");
     assert_eq!(task::steps(&t).len(), 1);
     let notices = s.store.care_notices("h1", true, 10).unwrap();
-    assert!(notices.iter().any(|n| n.text.contains("绿色通道")), "{notices:?}");
+    assert!(
+        notices.iter().any(|n| n.text.contains("绿色通道")),
+        "{notices:?}"
+    );
 
     // Register once: the receiving hospital now sees the patient.
     assert_eq!(s.get(&hdoc, "/fhir/Patient/pt1").status, 200);
     // The worklists of both sides.
-    let r = s.get(&hdoc, "/fhir/Task?owner=Organization/h1&business-status=requested");
-    assert_eq!(r.json()["entry"].as_array().map(Vec::len), Some(1), "{}", r.text);
+    let r = s.get(
+        &hdoc,
+        "/fhir/Task?owner=Organization/h1&business-status=requested",
+    );
+    assert_eq!(
+        r.json()["entry"].as_array().map(Vec::len),
+        Some(1),
+        "{}",
+        r.text
+    );
 
     // Only the receiving side may accept; an illegal step is a 409.
     assert_eq!(step(&s, &tdoc, "ref1-task", "accepted", |_| {}).status, 403);
@@ -174,26 +280,62 @@ fn up_referral_on_the_green_channel_then_down_with_a_plan() {
     let r = step(&s, &hdoc, "ref1-task", "scheduled", |_| {});
     assert_eq!(r.status, 422, "scheduling needs a time: {}", r.text);
     let r = step(&s, &hdoc, "ref1-task", "scheduled", |t| {
-        task::add_output(t, "scheduled-time", "就诊时间", ("valueDateTime", json!("2026-11-21T01:00:00Z")));
+        task::add_output(
+            t,
+            "scheduled-time",
+            "就诊时间",
+            ("valueDateTime", json!("2026-11-21T01:00:00Z")),
+        );
     });
     assert_eq!(r.status, 200, "{}", r.text);
-    assert!(s.store.care_notices("t1", true, 10).unwrap().iter().any(|n| n.text.contains("已预约")));
+    assert!(
+        s.store
+            .care_notices("t1", true, 10)
+            .unwrap()
+            .iter()
+            .any(|n| n.text.contains("已预约"))
+    );
     assert_eq!(step(&s, &hdoc, "ref1-task", "arrived", |_| {}).status, 200);
     // The patient arrives registered: the hospital records the admission on the same Patient.
     let mut enc = encounter("pt1", "h1");
     enc["period"]["start"] = json!(now());
-    assert_eq!(s.post(&hdoc, "/fhir/Encounter", &enc.to_string()).status, 201);
-    assert_eq!(step(&s, &hdoc, "ref1-task", "completed", |_| {}).status, 200);
+    assert_eq!(
+        s.post(&hdoc, "/fhir/Encounter", &enc.to_string()).status,
+        201
+    );
+    assert_eq!(
+        step(&s, &hdoc, "ref1-task", "completed", |_| {}).status,
+        200
+    );
     let (t, _) = get_task(&s, &tdoc, "ref1-task");
     let states: Vec<String> = task::steps(&t).into_iter().map(|(s, _)| s).collect();
-    assert_eq!(states, ["requested", "accepted", "scheduled", "arrived", "completed"]);
+    assert_eq!(
+        states,
+        ["requested", "accepted", "scheduled", "arrived", "completed"]
+    );
     let item = s.store.care_item("ref1-task").unwrap().unwrap();
     assert!(item.responded.is_some() && item.done.is_some());
 
     // Down-referral: without a discharge summary and a plan it is refused.
     let at = now();
-    let down = requests::referral(&parties("down1", "h1", "t1", "routine", &at), "down", "I21.9", "心梗恢复期", &[]);
-    let down_task = task::new_task(Flow::Referral, "down1-task", "ServiceRequest/down1", "pt1", "h1", "t1", "routine", "requested", &at);
+    let down = requests::referral(
+        &parties("down1", "h1", "t1", "routine", &at),
+        "down",
+        "I21.9",
+        "心梗恢复期",
+        &[],
+    );
+    let down_task = task::new_task(
+        Flow::Referral,
+        "down1-task",
+        "ServiceRequest/down1",
+        "pt1",
+        "h1",
+        "t1",
+        "routine",
+        "requested",
+        &at,
+    );
     let before = s.snapshot();
     let r = bundle(&s, &hdoc, &[down.clone(), down_task.clone()]);
     assert_eq!(r.status, 422, "{}", r.text);
@@ -207,11 +349,19 @@ fn up_referral_on_the_green_channel_then_down_with_a_plan() {
         "subject": { "reference": "Patient/pt1" },
         "extension": [{ "url": yigong_care::codes::EXT_RECORDED_AT, "valueReference": { "reference": "Organization/h1" } }],
         "description": "出院后每周随访血压,两周后复查心电图" });
-    let down = requests::referral(&parties("down1", "h1", "t1", "routine", &at), "down", "I21.9", "心梗恢复期",
-        &["DocumentReference/dsum1".into(), "CarePlan/plan1".into()]);
+    let down = requests::referral(
+        &parties("down1", "h1", "t1", "routine", &at),
+        "down",
+        "I21.9",
+        "心梗恢复期",
+        &["DocumentReference/dsum1".into(), "CarePlan/plan1".into()],
+    );
     let r = bundle(&s, &hdoc, &[summary, plan, down, down_task]);
     assert_eq!(r.status, 200, "{}", r.text);
-    assert_eq!(step(&s, &tdoc, "down1-task", "accepted", |_| {}).status, 200);
+    assert_eq!(
+        step(&s, &tdoc, "down1-task", "accepted", |_| {}).status,
+        200
+    );
 }
 
 #[test]
@@ -223,16 +373,23 @@ fn two_users_accepting_the_same_referral_one_wins() {
     let (t, etag) = get_task(&s, &tdoc, "ref2-task");
     let mut accepted = t.clone();
     accepted["status"] = json!("accepted");
-    accepted["businessStatus"] = json!({ "coding": [{ "system": yigong_care::codes::CS_FLOW_STATE, "code": "accepted" }] });
+    accepted["businessStatus"] =
+        json!({ "coding": [{ "system": yigong_care::codes::CS_FLOW_STATE, "code": "accepted" }] });
     let barrier = Arc::new(std::sync::Barrier::new(2));
     let handles: Vec<_> = ["hdoc", "hdoc2"]
         .into_iter()
         .map(|u| {
-            let (s, body, etag, barrier) = (s.clone(), accepted.to_string(), etag.clone(), barrier.clone());
+            let (s, body, etag, barrier) = (
+                s.clone(),
+                accepted.to_string(),
+                etag.clone(),
+                barrier.clone(),
+            );
             std::thread::spawn(move || {
                 let token = s.token(u);
                 barrier.wait();
-                s.put(&token, "/fhir/Task/ref2-task", &body, Some(&etag)).status
+                s.put(&token, "/fhir/Task/ref2-task", &body, Some(&etag))
+                    .status
             })
         })
         .collect();
@@ -251,21 +408,65 @@ fn referrals_leave_the_community_only_with_a_filing() {
     let before = s.snapshot();
     let r = refer(&s, &tdoc, "ref3", "t1", "h2", "routine");
     assert_eq!(r.status, 422, "{}", r.text);
-    assert!(r.text.contains("不在本医共体内") && r.text.contains("转外备案"), "{}", r.text);
+    assert!(
+        r.text.contains("不在本医共体内") && r.text.contains("转外备案"),
+        "{}",
+        r.text
+    );
     assert_eq!(s.snapshot(), before, "a refused referral changes nothing");
 
     // Out of county with its filing: recorded, tracked by the sender itself.
     let at = now();
-    let mut sr = requests::referral(&parties("ref4", "t1", "h1", "routine", &at), "up", "C34.9", "肺部占位待查", &[]);
+    let mut sr = requests::referral(
+        &parties("ref4", "t1", "h1", "routine", &at),
+        "up",
+        "C34.9",
+        "肺部占位待查",
+        &[],
+    );
     requests::file_out_of_county(&mut sr, "四川大学华西医院", "LX-2026-0042", "县医保局 张三");
-    let t = task::new_task(Flow::Referral, "ref4-task", "ServiceRequest/ref4", "pt1", "t1", "t1", "routine", "requested", &at);
+    let t = task::new_task(
+        Flow::Referral,
+        "ref4-task",
+        "ServiceRequest/ref4",
+        "pt1",
+        "t1",
+        "t1",
+        "routine",
+        "requested",
+        &at,
+    );
     let r = bundle(&s, &tdoc, &[sr.clone(), t.clone()]);
     assert_eq!(r.status, 200, "{}", r.text);
-    assert_eq!(s.store.care_item("ref4-task").unwrap().unwrap().item.as_deref(), Some("out"));
+    assert_eq!(
+        s.store
+            .care_item("ref4-task")
+            .unwrap()
+            .unwrap()
+            .item
+            .as_deref(),
+        Some("out")
+    );
     // Without the approval it is refused.
-    let mut bare = requests::referral(&parties("ref5", "t1", "h1", "routine", &at), "up", "C34.9", "肺部占位待查", &[]);
+    let mut bare = requests::referral(
+        &parties("ref5", "t1", "h1", "routine", &at),
+        "up",
+        "C34.9",
+        "肺部占位待查",
+        &[],
+    );
     bare["performer"] = json!([{ "display": "四川大学华西医院" }]);
-    let t5 = task::new_task(Flow::Referral, "ref5-task", "ServiceRequest/ref5", "pt1", "t1", "t1", "routine", "requested", &at);
+    let t5 = task::new_task(
+        Flow::Referral,
+        "ref5-task",
+        "ServiceRequest/ref5",
+        "pt1",
+        "t1",
+        "t1",
+        "routine",
+        "requested",
+        &at,
+    );
     let r = bundle(&s, &tdoc, &[bare, t5]);
     assert_eq!(r.status, 422, "{}", r.text);
 }
@@ -277,7 +478,17 @@ fn order_and_receive(s: &TestServer, id: &str, item: &str, reason: Option<&str>)
     let mut p = parties(id, "t1", "h1", "routine", &at);
     p.requester = Some("junior1");
     let sr = requests::exam_order(&p, exams::item(item).unwrap(), &format!("BC{id}"), reason);
-    let t = task::new_task(Flow::Exam, &task::task_id(id), &format!("ServiceRequest/{id}"), "pt1", "t1", "h1", "routine", "requested", &at);
+    let t = task::new_task(
+        Flow::Exam,
+        &task::task_id(id),
+        &format!("ServiceRequest/{id}"),
+        "pt1",
+        "t1",
+        "h1",
+        "routine",
+        "requested",
+        &at,
+    );
     let r = bundle(s, &tdoc, &[sr, t]);
     if r.status != 200 {
         return r;
@@ -292,9 +503,40 @@ fn order_and_receive(s: &TestServer, id: &str, item: &str, reason: Option<&str>)
 fn ecg_report(id: &str, order: &str, hr: f64, finding: &str, critical: bool) -> Vec<Value> {
     let item = exams::item("ECG12").unwrap();
     let at = now();
-    let o1 = requests::observation(&format!("{id}-hr"), "pt1", order, item, Some(&item.analytes[0]), &ResultValue::Number(hr), "h1", &at);
-    let o2 = requests::observation(&format!("{id}-f"), "pt1", order, item, None, &ResultValue::Text { text: finding.into(), critical }, "h1", &at);
-    let r = requests::report(id, "pt1", order, item, "h1", Some("expert1"), &[format!("{id}-hr"), format!("{id}-f")], finding, &at);
+    let o1 = requests::observation(
+        &format!("{id}-hr"),
+        "pt1",
+        order,
+        item,
+        Some(&item.analytes[0]),
+        &ResultValue::Number(hr),
+        "h1",
+        &at,
+    );
+    let o2 = requests::observation(
+        &format!("{id}-f"),
+        "pt1",
+        order,
+        item,
+        None,
+        &ResultValue::Text {
+            text: finding.into(),
+            critical,
+        },
+        "h1",
+        &at,
+    );
+    let r = requests::report(
+        id,
+        "pt1",
+        order,
+        item,
+        "h1",
+        Some("expert1"),
+        &[format!("{id}-hr"), format!("{id}-f")],
+        finding,
+        &at,
+    );
     vec![o1, o2, r]
 }
 
@@ -305,30 +547,59 @@ fn ecg_read_centrally_raises_a_critical_value_that_the_orderer_acknowledges() {
     let (tdoc, hdoc, t2doc) = (s.token("tdoc"), s.token("hdoc"), s.token("t2doc"));
     order_and_receive(&s, "ecg1", "ECG12", None);
     // The centre's reading worklist.
-    let r = s.get(&hdoc, "/fhir/Task?owner=Organization/h1&business-status=received");
-    assert_eq!(r.json()["entry"].as_array().map(Vec::len), Some(1), "{}", r.text);
+    let r = s.get(
+        &hdoc,
+        "/fhir/Task?owner=Organization/h1&business-status=received",
+    );
+    assert_eq!(
+        r.json()["entry"].as_array().map(Vec::len),
+        Some(1),
+        "{}",
+        r.text
+    );
     // A report from the ordering side is refused.
-    let r = bundle(&s, &tdoc, &ecg_report("rep0", "ecg1", 38.0, "三度房室传导阻滞", true));
+    let r = bundle(
+        &s,
+        &tdoc,
+        &ecg_report("rep0", "ecg1", 38.0, "三度房室传导阻滞", true),
+    );
     assert_eq!(r.status, 403, "{}", r.text);
 
-    let r = bundle(&s, &hdoc, &ecg_report("rep1", "ecg1", 38.0, "三度房室传导阻滞", true));
+    let r = bundle(
+        &s,
+        &hdoc,
+        &ecg_report("rep1", "ecg1", 38.0, "三度房室传导阻滞", true),
+    );
     assert_eq!(r.status, 200, "{}", r.text);
     // The order is complete, pointing at its report; the critical value is raised.
     let (t, _) = get_task(&s, &tdoc, "ecg1-task");
     assert_eq!(t["businessStatus"]["coding"][0]["code"], "reported");
-    assert_eq!(task::output(&t, "report").unwrap()["valueReference"]["reference"], "DiagnosticReport/rep1");
+    assert_eq!(
+        task::output(&t, "report").unwrap()["valueReference"]["reference"],
+        "DiagnosticReport/rep1"
+    );
     let (ack, _) = get_task(&s, &tdoc, "rep1-ack");
     assert_eq!(ack["owner"]["reference"], "Organization/t1");
-    assert_eq!(ack["restriction"]["recipient"][0]["reference"], "Practitioner/junior1");
+    assert_eq!(
+        ack["restriction"]["recipient"][0]["reference"],
+        "Practitioner/junior1"
+    );
     let n = s.store.care_notices("t1", true, 10).unwrap();
-    assert!(n.iter().any(|n| n.text.contains("危急值") && n.practitioner.as_deref() == Some("junior1")), "{n:?}");
+    assert!(
+        n.iter()
+            .any(|n| n.text.contains("危急值") && n.practitioner.as_deref() == Some("junior1")),
+        "{n:?}"
+    );
     // The report reaches the patient's record at the ordering institution.
     let r = s.get(&tdoc, "/fhir/DiagnosticReport?patient=pt1");
     assert_eq!(r.json()["entry"].as_array().map(Vec::len), Some(1));
 
     // Only the ordering institution acknowledges: the centre and another township cannot.
     let before = s.snapshot();
-    assert_eq!(step(&s, &hdoc, "rep1-ack", "acknowledged", |_| {}).status, 403);
+    assert_eq!(
+        step(&s, &hdoc, "rep1-ack", "acknowledged", |_| {}).status,
+        403
+    );
     let (mut t, etag) = get_task(&s, &tdoc, "rep1-ack");
     task::set_state(&mut t, Flow::CriticalAck, "acknowledged", &now(), None);
     let r = s.put(&t2doc, "/fhir/Task/rep1-ack", &t.to_string(), Some(&etag));
@@ -338,9 +609,15 @@ fn ecg_read_centrally_raises_a_critical_value_that_the_orderer_acknowledges() {
     assert_eq!(r.status, 200, "{}", r.text);
     let item = s.store.care_item("rep1-ack").unwrap().unwrap();
     assert_eq!(item.state, "acknowledged");
-    let tat = s.store.care_turnaround("exam", 0, i64::MAX, &Scope::County).unwrap();
+    let tat = s
+        .store
+        .care_turnaround("exam", 0, i64::MAX, &Scope::County)
+        .unwrap();
     assert_eq!(tat.len(), 1);
-    assert_eq!((tat[0].inst.as_str(), tat[0].item.as_str(), tat[0].n), ("h1", "ECG12", 1));
+    assert_eq!(
+        (tat[0].inst.as_str(), tat[0].item.as_str(), tat[0].n),
+        ("h1", "ECG12", 1)
+    );
 }
 
 #[test]
@@ -349,9 +626,20 @@ fn a_report_for_a_cancelled_order_is_refused() {
     seed(&s);
     let (tdoc, hdoc) = (s.token("tdoc"), s.token("hdoc"));
     order_and_receive(&s, "ecg2", "ECG12", None);
-    assert_eq!(step(&s, &hdoc, "ecg2-task", "cancelled", |t| task::set_reason(t, "导联脱落,图形无法判读")).status, 200);
+    assert_eq!(
+        step(&s, &hdoc, "ecg2-task", "cancelled", |t| task::set_reason(
+            t,
+            "导联脱落,图形无法判读"
+        ))
+        .status,
+        200
+    );
     let before = s.snapshot();
-    let r = bundle(&s, &hdoc, &ecg_report("rep2", "ecg2", 72.0, "窦性心律", false));
+    let r = bundle(
+        &s,
+        &hdoc,
+        &ecg_report("rep2", "ecg2", 72.0, "窦性心律", false),
+    );
     assert_eq!(r.status, 409, "{}", r.text);
     assert!(r.text.contains("已取消"), "{}", r.text);
     assert_eq!(s.snapshot(), before);
@@ -366,24 +654,56 @@ fn a_still_valid_result_is_offered_and_a_repeat_needs_a_reason() {
     seed(&s);
     let hdoc = token(&s, "hdoc");
     order_and_receive(&s, "ecg3", "ECG12", None);
-    assert_eq!(bundle(&s, &hdoc, &ecg_report("rep3", "ecg3", 72.0, "窦性心律", false)).status, 200);
+    assert_eq!(
+        bundle(
+            &s,
+            &hdoc,
+            &ecg_report("rep3", "ecg3", 72.0, "窦性心律", false)
+        )
+        .status,
+        200
+    );
 
-    let prior = s.store.recognised_result("pt1", "ECG12", "t1", &now()).unwrap().unwrap();
+    let prior = s
+        .store
+        .recognised_result("pt1", "ECG12", "t1", &now())
+        .unwrap()
+        .unwrap();
     assert_eq!(prior.report, "rep3");
     let before = s.snapshot();
     let r = order_and_receive(&s, "ecg4", "ECG12", None);
     assert_eq!(r.status, 409, "{}", r.text);
-    assert!(r.text.contains("互认") && r.text.contains("rep3"), "{}", r.text);
+    assert!(
+        r.text.contains("互认") && r.text.contains("rep3"),
+        "{}",
+        r.text
+    );
     assert_eq!(s.snapshot(), before);
     let r = order_and_receive(&s, "ecg5", "ECG12", Some("胸痛加重,需复查"));
     assert_eq!(r.status, 200, "{}", r.text);
     // Next time the clinician takes the offered result instead of ordering again.
-    let tdoc_actor = yigong_store::Actor { user: "tdoc".into(), institution: Some("t1".into()), scope: Scope::Institution("t1".into()) };
-    s.store.recognise_result(&tdoc_actor, "pt1", "ECG12", "rep3").unwrap();
-    assert!(s.store.recognise_result(&tdoc_actor, "pt1", "ECG12", "nope").is_err());
-    let stats = s.store.recognition_stats("2000-01-01", &Scope::County).unwrap();
+    let tdoc_actor = yigong_store::Actor {
+        user: "tdoc".into(),
+        institution: Some("t1".into()),
+        scope: Scope::Institution("t1".into()),
+    };
+    s.store
+        .recognise_result(&tdoc_actor, "pt1", "ECG12", "rep3")
+        .unwrap();
+    assert!(
+        s.store
+            .recognise_result(&tdoc_actor, "pt1", "ECG12", "nope")
+            .is_err()
+    );
+    let stats = s
+        .store
+        .recognition_stats("2000-01-01", &Scope::County)
+        .unwrap();
     assert_eq!(stats.len(), 1);
-    assert_eq!((stats[0].recognised, stats[0].repeated, stats[0].saved_fen), (1, 1, 2_500));
+    assert_eq!(
+        (stats[0].recognised, stats[0].repeated, stats[0].saved_fen),
+        (1, 1, 2_500)
+    );
 }
 
 #[test]
@@ -392,20 +712,58 @@ fn remote_consultation_by_an_expert_of_the_pool() {
     seed(&s);
     let (tdoc, hdoc) = (s.token("tdoc"), s.token("hdoc"));
     let at = now();
-    let sr = requests::consult(&parties("con1", "t1", "h1", "routine", &at), "患者反复胸闷,心电图ST段改变,请心内科会诊", &[]);
-    let t = task::new_task(Flow::Consult, "con1-task", "ServiceRequest/con1", "pt1", "t1", "h1", "routine", "requested", &at);
+    let sr = requests::consult(
+        &parties("con1", "t1", "h1", "routine", &at),
+        "患者反复胸闷,心电图ST段改变,请心内科会诊",
+        &[],
+    );
+    let t = task::new_task(
+        Flow::Consult,
+        "con1-task",
+        "ServiceRequest/con1",
+        "pt1",
+        "t1",
+        "h1",
+        "routine",
+        "requested",
+        &at,
+    );
     assert_eq!(bundle(&s, &tdoc, &[sr, t]).status, 200);
     assert_eq!(step(&s, &hdoc, "con1-task", "accepted", |_| {}).status, 422);
-    let r = step(&s, &hdoc, "con1-task", "accepted", |t| task::set_assignee(t, "junior1"));
-    assert_eq!(r.status, 422, "a resident is not in the expert pool: {}", r.text);
-    assert_eq!(step(&s, &hdoc, "con1-task", "accepted", |t| task::set_assignee(t, "expert1")).status, 200);
+    let r = step(&s, &hdoc, "con1-task", "accepted", |t| {
+        task::set_assignee(t, "junior1")
+    });
+    assert_eq!(
+        r.status, 422,
+        "a resident is not in the expert pool: {}",
+        r.text
+    );
+    assert_eq!(
+        step(&s, &hdoc, "con1-task", "accepted", |t| task::set_assignee(
+            t, "expert1"
+        ))
+        .status,
+        200
+    );
     let r = step(&s, &hdoc, "con1-task", "answered", |t| {
-        task::add_output(t, "opinion", "会诊意见", ("valueString", json!("考虑不稳定型心绞痛,建议上转行冠脉造影")));
+        task::add_output(
+            t,
+            "opinion",
+            "会诊意见",
+            (
+                "valueString",
+                json!("考虑不稳定型心绞痛,建议上转行冠脉造影"),
+            ),
+        );
     });
     assert_eq!(r.status, 200, "{}", r.text);
-    let r = step(&s, &tdoc, "con1-task", "closed", |t| task::add_output(t, "rating", "评分", ("valueInteger", json!(9))));
+    let r = step(&s, &tdoc, "con1-task", "closed", |t| {
+        task::add_output(t, "rating", "评分", ("valueInteger", json!(9)))
+    });
     assert_eq!(r.status, 422);
-    let r = step(&s, &tdoc, "con1-task", "closed", |t| task::add_output(t, "rating", "评分", ("valueInteger", json!(5))));
+    let r = step(&s, &tdoc, "con1-task", "closed", |t| {
+        task::add_output(t, "rating", "评分", ("valueInteger", json!(5)))
+    });
     assert_eq!(r.status, 200, "{}", r.text);
     let item = s.store.care_item("con1-task").unwrap().unwrap();
     assert_eq!(item.assignee.as_deref(), Some("expert1"));
@@ -419,22 +777,37 @@ fn unanswered_green_channel_referrals_escalate() {
     let tdoc = s.token("tdoc");
     assert_eq!(refer(&s, &tdoc, "ref6", "t1", "h1", "stat").status, 200);
     assert_eq!(s.store.care_escalate(&now()).unwrap(), 0, "not due yet");
-    let later = (chrono::Utc::now() + chrono::Duration::minutes(31)).to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    let later = (chrono::Utc::now() + chrono::Duration::minutes(31))
+        .to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
     assert_eq!(s.store.care_escalate(&later).unwrap(), 1);
     assert_eq!(s.store.care_escalate(&later).unwrap(), 0, "escalated once");
     let (t, _) = get_task(&s, &tdoc, "ref6-task");
     assert!(t.to_string().contains("escalated"), "{t}");
-    assert!(s.store.care_notices("h1", true, 10).unwrap().iter().any(|n| n.text.contains("超过响应时限")));
+    assert!(
+        s.store
+            .care_notices("h1", true, 10)
+            .unwrap()
+            .iter()
+            .any(|n| n.text.contains("超过响应时限"))
+    );
 }
 
 fn slot_fixture(s: &TestServer, held_until: Option<&str>) {
     let admin = s.token("admin");
-    let start = (chrono::Utc::now() + chrono::Duration::days(3)).to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
-    let end = (chrono::Utc::now() + chrono::Duration::days(3) + chrono::Duration::minutes(15)).to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    let start = (chrono::Utc::now() + chrono::Duration::days(3))
+        .to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    let end = (chrono::Utc::now() + chrono::Duration::days(3) + chrono::Duration::minutes(15))
+        .to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
     let sch = slots::schedule("sch1", "expert1", "h1", "心内科专家门诊", "逢5坐诊");
     let mut sl = vec![sch];
     for i in 1..=3 {
-        sl.push(slots::slot(&format!("slot{i}"), "sch1", &start, &end, if i == 1 { held_until } else { None }));
+        sl.push(slots::slot(
+            &format!("slot{i}"),
+            "sch1",
+            &start,
+            &end,
+            if i == 1 { held_until } else { None },
+        ));
     }
     let r = bundle(s, &admin, &sl);
     assert_eq!(r.status, 200, "{}", r.text);
@@ -444,7 +817,12 @@ fn book(s: &TestServer, token: &str, id: &str, slot: &str, referral: Option<&str
     let r = s.get(token, &format!("/fhir/Slot/{slot}"));
     let sv = slots::read_slot(&r.json()).unwrap();
     let a = slots::appointment(id, &sv, slot, "pt1", referral);
-    s.put(token, &format!("/fhir/Appointment/{id}"), &a.to_string(), None)
+    s.put(
+        token,
+        &format!("/fhir/Appointment/{id}"),
+        &a.to_string(),
+        None,
+    )
 }
 
 #[test]
@@ -452,7 +830,8 @@ fn slots_held_for_referrals_are_booked_once() {
     let s = TestServer::start();
     seed(&s);
     let (tdoc, hdoc) = (s.token("tdoc"), s.token("hdoc"));
-    let release = (chrono::Utc::now() + chrono::Duration::days(2)).to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    let release = (chrono::Utc::now() + chrono::Duration::days(2))
+        .to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
     slot_fixture(&s, Some(&release));
     let before = s.snapshot();
     let r = book(&s, &hdoc, "ap1", "slot1", None);
@@ -470,21 +849,38 @@ fn slots_held_for_referrals_are_booked_once() {
     let etag = r.header("ETag").unwrap().to_string();
     let mut a = r.json();
     a["status"] = json!("cancelled");
-    assert_eq!(s.put(&hdoc, "/fhir/Appointment/ap1", &a.to_string(), Some(&etag)).status, 200);
+    assert_eq!(
+        s.put(&hdoc, "/fhir/Appointment/ap1", &a.to_string(), Some(&etag))
+            .status,
+        200
+    );
     assert_eq!(s.get(&hdoc, "/fhir/Slot/slot1").json()["status"], "free");
     let r = s.get(&hdoc, "/fhir/Appointment/ap1");
     let etag = r.header("ETag").unwrap().to_string();
     a = r.json();
     a["status"] = json!("booked");
-    assert_eq!(s.put(&hdoc, "/fhir/Appointment/ap1", &a.to_string(), Some(&etag)).status, 409);
+    assert_eq!(
+        s.put(&hdoc, "/fhir/Appointment/ap1", &a.to_string(), Some(&etag))
+            .status,
+        409
+    );
     assert_eq!(book(&s, &hdoc, "ap3", "slot2", None).status, 201);
     let r = s.get(&hdoc, "/fhir/Appointment/ap3");
     let etag = r.header("ETag").unwrap().to_string();
     let mut a = r.json();
     a["status"] = json!("arrived");
-    assert_eq!(s.put(&hdoc, "/fhir/Appointment/ap3", &a.to_string(), Some(&etag)).status, 200);
+    assert_eq!(
+        s.put(&hdoc, "/fhir/Appointment/ap3", &a.to_string(), Some(&etag))
+            .status,
+        200
+    );
     let r = s.get(&hdoc, "/fhir/Appointment?slot=Slot/slot2&status=arrived");
-    assert_eq!(r.json()["entry"].as_array().map(Vec::len), Some(1), "{}", r.text);
+    assert_eq!(
+        r.json()["entry"].as_array().map(Vec::len),
+        Some(1),
+        "{}",
+        r.text
+    );
 }
 
 /// Two desks book the same slot at the same moment: exactly one booking.
@@ -508,7 +904,12 @@ fn race_for_a_slot(s: Arc<TestServer>) {
     assert_eq!(codes, [201, 409]);
     let hdoc = s.token("hdoc");
     let r = s.get(&hdoc, "/fhir/Appointment?slot=Slot/slot3");
-    assert_eq!(r.json()["entry"].as_array().map(Vec::len), Some(1), "{}", r.text);
+    assert_eq!(
+        r.json()["entry"].as_array().map(Vec::len),
+        Some(1),
+        "{}",
+        r.text
+    );
 }
 
 #[test]
@@ -519,7 +920,10 @@ fn a_slot_is_never_double_booked_sqlite() {
 #[test]
 fn a_slot_is_never_double_booked_postgres() {
     let Ok(url) = std::env::var("YIGONG_TEST_DATABASE_URL") else {
-        assert!(std::env::var("CI").is_err(), "CI must run the PostgreSQL test");
+        assert!(
+            std::env::var("CI").is_err(),
+            "CI must run the PostgreSQL test"
+        );
         eprintln!("skipped: YIGONG_TEST_DATABASE_URL not set");
         return;
     };
@@ -527,8 +931,13 @@ fn a_slot_is_never_double_booked_postgres() {
     let mut c = postgres::Client::connect(&url, postgres::NoTls).unwrap();
     c.batch_execute(&format!("CREATE SCHEMA {schema}")).unwrap();
     let sep = if url.contains('?') { '&' } else { '?' };
-    let store = Arc::new(Store::open_postgres(&format!("{url}{sep}options=-c%20search_path%3D{schema}")).unwrap());
-    race_for_a_slot(Arc::new(TestServer::start_with(store, tempfile::tempdir().unwrap())));
+    let store = Arc::new(
+        Store::open_postgres(&format!("{url}{sep}options=-c%20search_path%3D{schema}")).unwrap(),
+    );
+    race_for_a_slot(Arc::new(TestServer::start_with(
+        store,
+        tempfile::tempdir().unwrap(),
+    )));
     let _ = c.batch_execute(&format!("DROP SCHEMA IF EXISTS {schema} CASCADE"));
 }
 
@@ -593,7 +1002,10 @@ fn browser_referral_and_ecg_stories() {
     d.set("#to", "t1");
     d.type_into("#icd10", "I21.9");
     d.type_into("#summary", "急性下壁心肌梗死,PCI术后第5天,病情稳定出院。");
-    d.type_into("#plan", "阿司匹林+氯吡格雷双抗12个月;每周随访血压心率,两周后复查心电图。");
+    d.type_into(
+        "#plan",
+        "阿司匹林+氯吡格雷双抗12个月;每周随访血压心率,两周后复查心电图。",
+    );
     d.click("#submit");
     d.wait_text("#state", "已申请");
     d.wait_text("main", "下转");
@@ -653,19 +1065,29 @@ fn pages_refuse_what_the_api_refuses() {
     };
     // Referral to the other community's hospital: a clear message, nothing written.
     let before = s.snapshot();
-    let (status, body) = post("/care/new", "kind=referral&patient=pt1&direction=up&to=h2&priority=routine&icd10=I21.9");
+    let (status, body) = post(
+        "/care/new",
+        "kind=referral&patient=pt1&direction=up&to=h2&priority=routine&icd10=I21.9",
+    );
     assert_eq!(status, 422, "{body}");
     assert!(body.contains("不在本医共体内"), "{body}");
     assert_eq!(s.snapshot(), before);
     // Worklist and workbench pages render for the institution.
     let get = |path: &str| {
-        let mut r = agent.get(s.url(path)).header("Cookie", format!("yigong_session={tdoc}")).call().unwrap();
+        let mut r = agent
+            .get(s.url(path))
+            .header("Cookie", format!("yigong_session={tdoc}"))
+            .call()
+            .unwrap();
         (r.status().as_u16(), r.body_mut().read_to_string().unwrap())
     };
     assert_eq!(refer(&s, &tdoc, "ref9", "t1", "h1", "urgent").status, 200);
     let (status, body) = get("/care/list?kind=referral&dir=out");
     assert_eq!(status, 200);
-    assert!(body.contains("王晓红") && body.contains("绿色通道"), "{body}");
+    assert!(
+        body.contains("王晓红") && body.contains("绿色通道"),
+        "{body}"
+    );
     let (status, body) = get("/care");
     assert_eq!(status, 200);
     assert!(body.contains("本机构发出"), "{body}");
@@ -680,15 +1102,37 @@ fn pages_refuse_what_the_api_refuses() {
     // Ordering an exam whose result is still valid shows the result and the
     // choice to recognise it; recognising it is recorded.
     order_and_receive(&s, "ecg8", "ECG12", None);
-    assert_eq!(bundle(&s, &token(&s, "hdoc"), &ecg_report("rep8", "ecg8", 70.0, "窦性心律", false)).status, 200);
-    let (status, body) = post("/care/new", "kind=exam&patient=pt1&item=ECG12&to=h1&priority=routine");
+    assert_eq!(
+        bundle(
+            &s,
+            &token(&s, "hdoc"),
+            &ecg_report("rep8", "ecg8", 70.0, "窦性心律", false)
+        )
+        .status,
+        200
+    );
+    let (status, body) = post(
+        "/care/new",
+        "kind=exam&patient=pt1&item=ECG12&to=h1&priority=routine",
+    );
     assert_eq!(status, 409, "{body}");
-    assert!(body.contains("可互认的有效结果") && body.contains("rep8") && body.contains("repeat_reason"), "{body}");
+    assert!(
+        body.contains("可互认的有效结果")
+            && body.contains("rep8")
+            && body.contains("repeat_reason"),
+        "{body}"
+    );
     let (status, _) = post("/care/recognise", "patient=pt1&item=ECG12&report=rep8");
     assert_eq!(status, 303);
-    let (status, body) = post("/care/new", "kind=exam&patient=pt1&item=ECG12&to=h1&priority=routine&repeat_reason=%E7%97%87%E7%8A%B6%E5%8F%98%E5%8C%96");
+    let (status, body) = post(
+        "/care/new",
+        "kind=exam&patient=pt1&item=ECG12&to=h1&priority=routine&repeat_reason=%E7%97%87%E7%8A%B6%E5%8F%98%E5%8C%96",
+    );
     assert_eq!(status, 303, "{body}");
-    let stats = s.store.recognition_stats("2000-01-01", &Scope::County).unwrap();
+    let stats = s
+        .store
+        .recognition_stats("2000-01-01", &Scope::County)
+        .unwrap();
     assert_eq!((stats[0].recognised, stats[0].repeated), (1, 1));
     let (status, body) = get("/care/stats?days=7");
     assert_eq!(status, 200);
@@ -698,7 +1142,10 @@ fn pages_refuse_what_the_api_refuses() {
     slot_fixture(&s, None);
     let (status, body) = get("/care/slots?inst=h1&patient=pt1");
     assert_eq!(status, 200);
-    assert!(body.contains("心内科专家门诊") && body.contains("slot2"), "{body}");
+    assert!(
+        body.contains("心内科专家门诊") && body.contains("slot2"),
+        "{body}"
+    );
     let (status, _) = post("/care/book", "slot=slot2&patient=pt1&referral=");
     assert_eq!(status, 303);
     let (status, body) = post("/care/book", "slot=slot2&patient=pt1&referral=");
@@ -718,43 +1165,151 @@ fn care_resources_validate_as_fhir_r4() {
     // A referral through its states, an out-of-county filing, an ECG with a
     // critical value, a consultation, slots and a booking.
     assert_eq!(refer(&s, &tdoc, "v1", "t1", "h1", "stat").status, 200);
-    assert_eq!(step(&s, &hdoc, "v1-task", "rejected", |t| task::set_reason(t, "床位已满,建议转县中医院")).status, 200);
+    assert_eq!(
+        step(&s, &hdoc, "v1-task", "rejected", |t| task::set_reason(
+            t,
+            "床位已满,建议转县中医院"
+        ))
+        .status,
+        200
+    );
     let at = now();
-    let mut sr = requests::referral(&parties("v2", "t1", "h1", "routine", &at), "up", "C34.9", "肺部占位待查", &[]);
+    let mut sr = requests::referral(
+        &parties("v2", "t1", "h1", "routine", &at),
+        "up",
+        "C34.9",
+        "肺部占位待查",
+        &[],
+    );
     requests::file_out_of_county(&mut sr, "四川大学华西医院", "LX-2026-0042", "县医保局 张三");
-    let t = task::new_task(Flow::Referral, "v2-task", "ServiceRequest/v2", "pt1", "t1", "t1", "routine", "requested", &at);
+    let t = task::new_task(
+        Flow::Referral,
+        "v2-task",
+        "ServiceRequest/v2",
+        "pt1",
+        "t1",
+        "t1",
+        "routine",
+        "requested",
+        &at,
+    );
     assert_eq!(bundle(&s, &tdoc, &[sr, t]).status, 200);
     order_and_receive(&s, "v3", "ECG12", None);
-    assert_eq!(bundle(&s, &hdoc, &ecg_report("v3r", "v3", 36.0, "三度房室传导阻滞", true)).status, 200);
+    assert_eq!(
+        bundle(
+            &s,
+            &hdoc,
+            &ecg_report("v3r", "v3", 36.0, "三度房室传导阻滞", true)
+        )
+        .status,
+        200
+    );
     order_and_receive(&s, "v4", "K", None);
     let k = exams::item("K").unwrap();
-    let o = requests::observation("v4o", "pt1", "v4", k, Some(&k.analytes[0]), &ResultValue::Number(6.9), "h1", &at);
-    let r = requests::report("v4r", "pt1", "v4", k, "h1", None, &["v4o".into()], "高钾血症", &at);
+    let o = requests::observation(
+        "v4o",
+        "pt1",
+        "v4",
+        k,
+        Some(&k.analytes[0]),
+        &ResultValue::Number(6.9),
+        "h1",
+        &at,
+    );
+    let r = requests::report(
+        "v4r",
+        "pt1",
+        "v4",
+        k,
+        "h1",
+        None,
+        &["v4o".into()],
+        "高钾血症",
+        &at,
+    );
     assert_eq!(bundle(&s, &hdoc, &[o, r]).status, 200);
     let sr = requests::consult(&parties("v5", "t1", "h1", "routine", &at), "请会诊", &[]);
-    let t = task::new_task(Flow::Consult, "v5-task", "ServiceRequest/v5", "pt1", "t1", "h1", "routine", "requested", &at);
+    let t = task::new_task(
+        Flow::Consult,
+        "v5-task",
+        "ServiceRequest/v5",
+        "pt1",
+        "t1",
+        "h1",
+        "routine",
+        "requested",
+        &at,
+    );
     assert_eq!(bundle(&s, &tdoc, &[sr, t]).status, 200);
-    assert_eq!(step(&s, &hdoc, "v5-task", "accepted", |t| task::set_assignee(t, "expert1")).status, 200);
-    assert_eq!(step(&s, &hdoc, "v5-task", "answered", |t| task::add_output(t, "opinion", "会诊意见", ("valueString", json!("建议上转"))))
-        .status, 200);
+    assert_eq!(
+        step(&s, &hdoc, "v5-task", "accepted", |t| task::set_assignee(
+            t, "expert1"
+        ))
+        .status,
+        200
+    );
+    assert_eq!(
+        step(&s, &hdoc, "v5-task", "answered", |t| task::add_output(
+            t,
+            "opinion",
+            "会诊意见",
+            ("valueString", json!("建议上转"))
+        ))
+        .status,
+        200
+    );
     slot_fixture(&s, Some(&at));
     assert_eq!(book(&s, &hdoc, "v6", "slot2", None).status, 201);
     let summary = requests::discharge_summary("v7s", "pt1", "h1", "出院小结", &at);
     let plan = requests::follow_up_plan("v7p", "pt1", "h1", "随访计划", &at);
-    let down = requests::referral(&parties("v7", "h1", "t1", "routine", &at), "down", "I21.9", "恢复期", &["DocumentReference/v7s".into(), "CarePlan/v7p".into()]);
-    let t = task::new_task(Flow::Referral, "v7-task", "ServiceRequest/v7", "pt1", "h1", "t1", "routine", "requested", &at);
+    let down = requests::referral(
+        &parties("v7", "h1", "t1", "routine", &at),
+        "down",
+        "I21.9",
+        "恢复期",
+        &["DocumentReference/v7s".into(), "CarePlan/v7p".into()],
+    );
+    let t = task::new_task(
+        Flow::Referral,
+        "v7-task",
+        "ServiceRequest/v7",
+        "pt1",
+        "h1",
+        "t1",
+        "routine",
+        "requested",
+        &at,
+    );
     assert_eq!(bundle(&s, &hdoc, &[summary, plan, down, t]).status, 200);
 
     let out = tempfile::tempdir().unwrap();
     let mut n = 0;
     let admin = token(&s, "admin");
-    for rtype in ["ServiceRequest", "Task", "DiagnosticReport", "Observation", "Schedule", "Slot", "Appointment", "CarePlan", "DocumentReference"] {
+    for rtype in [
+        "ServiceRequest",
+        "Task",
+        "DiagnosticReport",
+        "Observation",
+        "Schedule",
+        "Slot",
+        "Appointment",
+        "CarePlan",
+        "DocumentReference",
+    ] {
         let r = s.get(&admin, &format!("/fhir/{rtype}?_count=100"));
         assert_eq!(r.status, 200, "{}", r.text);
-        std::fs::write(out.path().join(format!("{n:03}-{rtype}-searchset.json")), &r.text).unwrap();
+        std::fs::write(
+            out.path().join(format!("{n:03}-{rtype}-searchset.json")),
+            &r.text,
+        )
+        .unwrap();
         n += 1;
         for e in r.json()["entry"].as_array().unwrap() {
-            std::fs::write(out.path().join(format!("{n:03}-{rtype}.json")), e["resource"].to_string()).unwrap();
+            std::fs::write(
+                out.path().join(format!("{n:03}-{rtype}.json")),
+                e["resource"].to_string(),
+            )
+            .unwrap();
             n += 1;
         }
     }

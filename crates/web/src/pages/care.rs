@@ -109,7 +109,10 @@ fn acting_inst(st: &AppState, p: &Principal, asked: Option<&str>) -> Option<Stri
 }
 
 fn is_institution(n: &TreeNode) -> bool {
-    !matches!(n.kind.as_deref(), Some("county" | "community" | "department") | None)
+    !matches!(
+        n.kind.as_deref(),
+        Some("county" | "community" | "department") | None
+    )
 }
 
 /// Institutions a user without one of their own may choose from.
@@ -131,7 +134,11 @@ fn choosable(st: &AppState, p: &Principal) -> Vec<minijinja::Value> {
         .collect()
 }
 
-async fn workbench(State(st): State<AppState>, Query(q): Query<InstQuery>, req: Request) -> Response {
+async fn workbench(
+    State(st): State<AppState>,
+    Query(q): Query<InstQuery>,
+    req: Request,
+) -> Response {
     let (p, _) = signed_in!(st, req);
     let st2 = st.clone();
     let p2 = p.clone();
@@ -192,7 +199,11 @@ struct ListQuery {
 
 const PAGE: i64 = 30;
 
-async fn worklist(State(st): State<AppState>, Query(q): Query<ListQuery>, req: Request) -> Response {
+async fn worklist(
+    State(st): State<AppState>,
+    Query(q): Query<ListQuery>,
+    req: Request,
+) -> Response {
     let (p, _) = signed_in!(st, req);
     if !KINDS.iter().any(|(k, _)| *k == q.kind) {
         return error_page(&st, &p, StatusCode::BAD_REQUEST, "未知的工作类型");
@@ -238,7 +249,9 @@ async fn worklist(State(st): State<AppState>, Query(q): Query<ListQuery>, req: R
     let states: Vec<minijinja::Value> = if q.kind == "appointment" {
         ["booked", "arrived", "fulfilled", "cancelled", "noshow"].to_vec()
     } else {
-        Flow::from_code(&q.kind).map(|f| f.states().to_vec()).unwrap_or_default()
+        Flow::from_code(&q.kind)
+            .map(|f| f.states().to_vec())
+            .unwrap_or_default()
     }
     .into_iter()
     .map(|s| context! { code => s, label => state_name(&q.kind, s) })
@@ -271,8 +284,16 @@ fn patient_names(st: &AppState, items: &[CareItem]) -> HashMap<String, String> {
     out
 }
 
-fn row_ctx(it: &CareItem, orgs: &HashMap<String, String>, patients: &HashMap<String, String>, now_s: i64) -> minijinja::Value {
-    let name = |o: &Option<String>| o.as_ref().map(|i| orgs.get(i).cloned().unwrap_or_else(|| i.clone()));
+fn row_ctx(
+    it: &CareItem,
+    orgs: &HashMap<String, String>,
+    patients: &HashMap<String, String>,
+    now_s: i64,
+) -> minijinja::Value {
+    let name = |o: &Option<String>| {
+        o.as_ref()
+            .map(|i| orgs.get(i).cloned().unwrap_or_else(|| i.clone()))
+    };
     let item_label = it.item.as_deref().map(|i| match i {
         "up" => "上转".to_string(),
         "down" => "下转".to_string(),
@@ -294,7 +315,12 @@ fn row_ctx(it: &CareItem, orgs: &HashMap<String, String>, patients: &HashMap<Str
 }
 
 /// The steps the user's side may take from the current state.
-fn actions(flow: Flow, state: &str, view: &yigong_care::TaskView, inst: Option<&str>) -> Vec<minijinja::Value> {
+fn actions(
+    flow: Flow,
+    state: &str,
+    view: &yigong_care::TaskView,
+    inst: Option<&str>,
+) -> Vec<minijinja::Value> {
     flow.states()
         .iter()
         .filter_map(|to| {
@@ -336,9 +362,17 @@ async fn detail(State(st): State<AppState>, Path(id): Path<String>, req: Request
     let res = blocking(move || -> Result<_, yigong_fhir::Issue> {
         let t = svc.read(&p2, "Task", &id)?;
         let body: Value = serde_json::from_str(&t.body).unwrap_or(Value::Null);
-        let focus = body["focus"]["reference"].as_str().and_then(yigong_fhir::extract::parse_reference).map(|(a, b)| (a.to_string(), b.to_string()));
+        let focus = body["focus"]["reference"]
+            .as_str()
+            .and_then(yigong_fhir::extract::parse_reference)
+            .map(|(a, b)| (a.to_string(), b.to_string()));
         let focus_body = match &focus {
-            Some((rt, fid)) => svc.store.read(rt, fid).ok().flatten().and_then(|s| serde_json::from_str::<Value>(&s.body).ok()),
+            Some((rt, fid)) => svc
+                .store
+                .read(rt, fid)
+                .ok()
+                .flatten()
+                .and_then(|s| serde_json::from_str::<Value>(&s.body).ok()),
             None => None,
         };
         let report = task::output(&body, "report")
@@ -346,7 +380,11 @@ async fn detail(State(st): State<AppState>, Path(id): Path<String>, req: Request
             .and_then(|r| r.strip_prefix("DiagnosticReport/"))
             .and_then(|r| svc.store.read("DiagnosticReport", r).ok().flatten())
             .and_then(|s| serde_json::from_str::<Value>(&s.body).ok());
-        let report = report.or_else(|| (focus.as_ref().map(|f| f.0.as_str()) == Some("DiagnosticReport")).then(|| focus_body.clone()).flatten());
+        let report = report.or_else(|| {
+            (focus.as_ref().map(|f| f.0.as_str()) == Some("DiagnosticReport"))
+                .then(|| focus_body.clone())
+                .flatten()
+        });
         let results: Vec<Value> = report
             .as_ref()
             .map(requests::report_results)
@@ -355,7 +393,11 @@ async fn detail(State(st): State<AppState>, Path(id): Path<String>, req: Request
             .filter_map(|o| svc.store.read("Observation", o).ok().flatten())
             .filter_map(|s| serde_json::from_str(&s.body).ok())
             .collect();
-        let patient = body["for"]["reference"].as_str().and_then(|r| r.strip_prefix("Patient/")).and_then(|pid| svc.store.read("Patient", pid).ok().flatten()).and_then(|s| serde_json::from_str::<Value>(&s.body).ok());
+        let patient = body["for"]["reference"]
+            .as_str()
+            .and_then(|r| r.strip_prefix("Patient/"))
+            .and_then(|pid| svc.store.read("Patient", pid).ok().flatten())
+            .and_then(|s| serde_json::from_str::<Value>(&s.body).ok());
         Ok((t.version, body, focus_body, report, results, patient))
     })
     .await;
@@ -368,7 +410,10 @@ async fn detail(State(st): State<AppState>, Path(id): Path<String>, req: Request
         _ => return error_page(&st, &p, StatusCode::NOT_FOUND, "该任务不属于协同流程"),
     };
     let orgs = st.svc.org_names();
-    let org = |o: &Option<String>| o.as_ref().map(|i| orgs.get(i).cloned().unwrap_or_else(|| i.clone()));
+    let org = |o: &Option<String>| {
+        o.as_ref()
+            .map(|i| orgs.get(i).cloned().unwrap_or_else(|| i.clone()))
+    };
     let steps: Vec<minijinja::Value> = task::steps(&body)
         .into_iter()
         .map(|(s, at)| context! { label => state_label(&s), at => local_time(&at) })
@@ -380,7 +425,8 @@ async fn detail(State(st): State<AppState>, Path(id): Path<String>, req: Request
         .and_then(|f| requests::read(f).ok().flatten())
         .and_then(|r| r.item)
         .and_then(|c| exams::item(&c));
-    let can_report = view.flow == Flow::Exam && view.state == "received" && inst.is_some() && view.owner == inst;
+    let can_report =
+        view.flow == Flow::Exam && view.state == "received" && inst.is_some() && view.owner == inst;
     let analytes: Vec<minijinja::Value> = item
         .map(|i| i.analytes.iter().map(|a| context! { code => a.code, name => a.name, unit => a.unit, low => a.low, high => a.high }).collect())
         .unwrap_or_default();
@@ -396,10 +442,21 @@ async fn detail(State(st): State<AppState>, Path(id): Path<String>, req: Request
         .into_iter()
         .flatten()
         .map(|o| {
-            let v = o.get("valueString").and_then(Value::as_str).map(str::to_string)
-                .or_else(|| o.get("valueDateTime").and_then(Value::as_str).map(local_time))
+            let v = o
+                .get("valueString")
+                .and_then(Value::as_str)
+                .map(str::to_string)
+                .or_else(|| {
+                    o.get("valueDateTime")
+                        .and_then(Value::as_str)
+                        .map(local_time)
+                })
                 .or_else(|| o.get("valueInteger").map(|v| v.to_string()))
-                .or_else(|| o["valueReference"]["reference"].as_str().map(str::to_string));
+                .or_else(|| {
+                    o["valueReference"]["reference"]
+                        .as_str()
+                        .map(str::to_string)
+                });
             context! { label => o["type"]["text"].as_str().unwrap_or(""), value => v }
         })
         .collect();
@@ -457,30 +514,51 @@ struct StepForm {
 fn form_time(s: &str) -> Option<String> {
     let t = chrono::NaiveDateTime::parse_from_str(s, "%Y-%m-%dT%H:%M").ok()?;
     let local = t.and_local_timezone(Shanghai).single()?;
-    Some(local.with_timezone(&Utc).to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
+    Some(
+        local
+            .with_timezone(&Utc)
+            .to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+    )
 }
 
-async fn step(State(st): State<AppState>, p: Principal, Path(id): Path<String>, Form(f): Form<StepForm>) -> Response {
+async fn step(
+    State(st): State<AppState>,
+    p: Principal,
+    Path(id): Path<String>,
+    Form(f): Form<StepForm>,
+) -> Response {
     let svc = st.svc.clone();
     let p2 = p.clone();
     let tid = id.clone();
     let res = blocking(move || -> Result<(), yigong_fhir::Issue> {
         let cur = svc.read(&p2, "Task", &tid)?;
         let mut body: Value = serde_json::from_str(&cur.body).unwrap_or(Value::Null);
-        let flow = task::flow_of(&body).ok_or_else(|| yigong_fhir::Issue::invalid("not-a-flow", "该任务不属于协同流程"))?;
+        let flow = task::flow_of(&body)
+            .ok_or_else(|| yigong_fhir::Issue::invalid("not-a-flow", "该任务不属于协同流程"))?;
         let at = now();
         if let Some(r) = f.reason.as_deref().filter(|r| !r.trim().is_empty()) {
             task::set_reason(&mut body, r.trim());
         }
         if let Some(w) = f.when.as_deref().filter(|w| !w.is_empty()) {
-            let t = form_time(w).ok_or_else(|| yigong_fhir::Issue::invalid("bad-time", "就诊时间格式错误"))?;
-            task::add_output(&mut body, "scheduled-time", "就诊时间", ("valueDateTime", json!(t)));
+            let t = form_time(w)
+                .ok_or_else(|| yigong_fhir::Issue::invalid("bad-time", "就诊时间格式错误"))?;
+            task::add_output(
+                &mut body,
+                "scheduled-time",
+                "就诊时间",
+                ("valueDateTime", json!(t)),
+            );
         }
         if let Some(a) = f.assignee.as_deref().filter(|a| !a.trim().is_empty()) {
             task::set_assignee(&mut body, a.trim());
         }
         if let Some(o) = f.opinion.as_deref().filter(|o| !o.trim().is_empty()) {
-            task::add_output(&mut body, "opinion", "会诊意见", ("valueString", json!(o.trim())));
+            task::add_output(
+                &mut body,
+                "opinion",
+                "会诊意见",
+                ("valueString", json!(o.trim())),
+            );
         }
         if let Some(r) = f.rating {
             task::add_output(&mut body, "rating", "评分", ("valueInteger", json!(r)));
@@ -497,19 +575,39 @@ async fn step(State(st): State<AppState>, p: Principal, Path(id): Path<String>, 
 }
 
 /// The centre's report form: one value per analyte, a finding and a conclusion.
-async fn report(State(st): State<AppState>, p: Principal, Path(id): Path<String>, Form(f): Form<HashMap<String, String>>) -> Response {
+async fn report(
+    State(st): State<AppState>,
+    p: Principal,
+    Path(id): Path<String>,
+    Form(f): Form<HashMap<String, String>>,
+) -> Response {
     let svc = st.svc.clone();
     let p2 = p.clone();
     let tid = id.clone();
     let res = blocking(move || -> Result<(), yigong_fhir::Issue> {
         let cur = svc.read(&p2, "Task", &tid)?;
         let body: Value = serde_json::from_str(&cur.body).unwrap_or(Value::Null);
-        let view = task::read(&body).ok().flatten().ok_or_else(|| yigong_fhir::Issue::invalid("not-a-flow", "该任务不属于协同流程"))?;
-        let order = view.focus.as_deref().and_then(|f| f.strip_prefix("ServiceRequest/")).unwrap_or("").to_string();
+        let view = task::read(&body)
+            .ok()
+            .flatten()
+            .ok_or_else(|| yigong_fhir::Issue::invalid("not-a-flow", "该任务不属于协同流程"))?;
+        let order = view
+            .focus
+            .as_deref()
+            .and_then(|f| f.strip_prefix("ServiceRequest/"))
+            .unwrap_or("")
+            .to_string();
         let sr = svc.read(&p2, "ServiceRequest", &order)?;
         let srv: Value = serde_json::from_str(&sr.body).unwrap_or(Value::Null);
-        let rv = requests::read(&srv).ok().flatten().ok_or_else(|| yigong_fhir::Issue::invalid("not-an-order", "不是检查申请"))?;
-        let item = rv.item.as_deref().and_then(exams::item).ok_or_else(|| yigong_fhir::Issue::invalid("unknown-item", "检查项目不在目录中"))?;
+        let rv = requests::read(&srv)
+            .ok()
+            .flatten()
+            .ok_or_else(|| yigong_fhir::Issue::invalid("not-an-order", "不是检查申请"))?;
+        let item = rv
+            .item
+            .as_deref()
+            .and_then(exams::item)
+            .ok_or_else(|| yigong_fhir::Issue::invalid("unknown-item", "检查项目不在目录中"))?;
         let centre = view.owner.clone().unwrap_or_default();
         let patient = view.patient.clone().unwrap_or_default();
         let at = now();
@@ -517,29 +615,81 @@ async fn report(State(st): State<AppState>, p: Principal, Path(id): Path<String>
         let mut resources = vec![];
         let mut obs_ids = vec![];
         for a in item.analytes {
-            let raw = f.get(&format!("a_{}", a.code)).map(|s| s.trim()).unwrap_or("");
+            let raw = f
+                .get(&format!("a_{}", a.code))
+                .map(|s| s.trim())
+                .unwrap_or("");
             if raw.is_empty() {
                 continue;
             }
-            let x: f64 = raw.parse().ok().filter(|x: &f64| x.is_finite() && *x >= 0.0).ok_or_else(|| {
-                yigong_fhir::Issue::unprocessable("bad-value", format!("“{}”的结果“{raw}”不是有效数值", a.name))
-            })?;
+            let x: f64 = raw
+                .parse()
+                .ok()
+                .filter(|x: &f64| x.is_finite() && *x >= 0.0)
+                .ok_or_else(|| {
+                    yigong_fhir::Issue::unprocessable(
+                        "bad-value",
+                        format!("“{}”的结果“{raw}”不是有效数值", a.name),
+                    )
+                })?;
             let oid = format!("{rid}-{}", a.code.to_ascii_lowercase());
-            resources.push(requests::observation(&oid, &patient, &order, item, Some(a), &ResultValue::Number(x), &centre, &at));
+            resources.push(requests::observation(
+                &oid,
+                &patient,
+                &order,
+                item,
+                Some(a),
+                &ResultValue::Number(x),
+                &centre,
+                &at,
+            ));
             obs_ids.push(oid);
         }
-        let finding = f.get("finding").map(|s| s.trim().to_string()).unwrap_or_default();
+        let finding = f
+            .get("finding")
+            .map(|s| s.trim().to_string())
+            .unwrap_or_default();
         if !finding.is_empty() {
             let oid = format!("{rid}-finding");
             let critical = f.get("critical").is_some_and(|v| v == "on" || v == "true");
-            resources.push(requests::observation(&oid, &patient, &order, item, None, &ResultValue::Text { text: finding.clone(), critical }, &centre, &at));
+            resources.push(requests::observation(
+                &oid,
+                &patient,
+                &order,
+                item,
+                None,
+                &ResultValue::Text {
+                    text: finding.clone(),
+                    critical,
+                },
+                &centre,
+                &at,
+            ));
             obs_ids.push(oid);
         }
         if obs_ids.is_empty() {
-            return Err(yigong_fhir::Issue::unprocessable("empty-report", "报告至少需要一项结果或检查所见"));
+            return Err(yigong_fhir::Issue::unprocessable(
+                "empty-report",
+                "报告至少需要一项结果或检查所见",
+            ));
         }
-        let conclusion = f.get("conclusion").map(|s| s.trim()).filter(|s| !s.is_empty()).unwrap_or(&finding).to_string();
-        resources.push(requests::report(&rid, &patient, &order, item, &centre, None, &obs_ids, &conclusion, &at));
+        let conclusion = f
+            .get("conclusion")
+            .map(|s| s.trim())
+            .filter(|s| !s.is_empty())
+            .unwrap_or(&finding)
+            .to_string();
+        resources.push(requests::report(
+            &rid,
+            &patient,
+            &order,
+            item,
+            &centre,
+            None,
+            &obs_ids,
+            &conclusion,
+            &at,
+        ));
         svc.write_all(&p2, resources)?;
         Ok(())
     })
@@ -572,7 +722,9 @@ fn targets(st: &AppState, inst: &str, kind: &str, direction: &str) -> Vec<miniji
     tree.iter()
         .filter(|n| is_institution(n) && n.id != inst && n.comm == me.comm)
         .filter(|n| match kind {
-            "referral" if direction == "down" => rank(n.tier.as_deref()) < mine && rank(n.tier.as_deref()) > 0,
+            "referral" if direction == "down" => {
+                rank(n.tier.as_deref()) < mine && rank(n.tier.as_deref()) > 0
+            }
             "referral" => rank(n.tier.as_deref()) > mine,
             _ => n.lead,
         })
@@ -583,7 +735,16 @@ fn targets(st: &AppState, inst: &str, kind: &str, direction: &str) -> Vec<miniji
 async fn new_form(State(st): State<AppState>, Query(q): Query<NewQuery>, req: Request) -> Response {
     let (p, _) = signed_in!(st, req);
     let kind = q.kind.clone().unwrap_or_else(|| "referral".into());
-    render_new(&st, &p, &kind, q.patient.as_deref().unwrap_or(""), None, None, &HashMap::new()).await
+    render_new(
+        &st,
+        &p,
+        &kind,
+        q.patient.as_deref().unwrap_or(""),
+        None,
+        None,
+        &HashMap::new(),
+    )
+    .await
 }
 
 async fn render_new(
@@ -596,12 +757,27 @@ async fn render_new(
     form: &HashMap<String, String>,
 ) -> Response {
     let Some(inst) = p.0.institution.clone() else {
-        return error_page(st, p, StatusCode::FORBIDDEN, "只有医疗机构的医生可以发起协同申请");
+        return error_page(
+            st,
+            p,
+            StatusCode::FORBIDDEN,
+            "只有医疗机构的医生可以发起协同申请",
+        );
     };
     let st2 = st.clone();
-    let (k, i, dir) = (kind.to_string(), inst.clone(), form.get("direction").cloned().unwrap_or_else(|| "up".into()));
+    let (k, i, dir) = (
+        kind.to_string(),
+        inst.clone(),
+        form.get("direction")
+            .cloned()
+            .unwrap_or_else(|| "up".into()),
+    );
     let (up, down, leads) = blocking(move || {
-        (targets(&st2, &i, &k, "up"), targets(&st2, &i, &k, "down"), targets(&st2, &i, "exam", ""))
+        (
+            targets(&st2, &i, &k, "up"),
+            targets(&st2, &i, &k, "down"),
+            targets(&st2, &i, "exam", ""),
+        )
     })
     .await;
     let items: Vec<minijinja::Value> = exams::CATALOGUE
@@ -624,11 +800,23 @@ async fn render_new(
     r
 }
 
-async fn create(State(st): State<AppState>, p: Principal, Form(f): Form<HashMap<String, String>>) -> Response {
+async fn create(
+    State(st): State<AppState>,
+    p: Principal,
+    Form(f): Form<HashMap<String, String>>,
+) -> Response {
     let kind = f.get("kind").cloned().unwrap_or_default();
-    let patient = f.get("patient").map(|s| s.trim().to_string()).unwrap_or_default();
+    let patient = f
+        .get("patient")
+        .map(|s| s.trim().to_string())
+        .unwrap_or_default();
     let Some(inst) = p.0.institution.clone() else {
-        return error_page(&st, &p, StatusCode::FORBIDDEN, "只有医疗机构的医生可以发起协同申请");
+        return error_page(
+            &st,
+            &p,
+            StatusCode::FORBIDDEN,
+            "只有医疗机构的医生可以发起协同申请",
+        );
     };
     let svc = st.svc.clone();
     let p2 = p.clone();
@@ -637,11 +825,17 @@ async fn create(State(st): State<AppState>, p: Principal, Form(f): Form<HashMap<
     let res = blocking(move || build_and_write(&svc, &p2, &k, &pid, &i, &form)).await;
     match res {
         Ok(task_id) => Redirect::to(&format!("/care/tasks/{task_id}")).into_response(),
-        Err(e) if e.code == "recognised-result-exists" || (e.status == 409 && kind == "exam" && e.zh.contains("互认")) => {
+        Err(e)
+            if e.code == "recognised-result-exists"
+                || (e.status == 409 && kind == "exam" && e.zh.contains("互认")) =>
+        {
             let item = f.get("item").cloned().unwrap_or_default();
             let store = st.svc.store.clone();
             let (pid, it, i) = (patient.clone(), item.clone(), inst.clone());
-            let prior = blocking(move || store.recognised_result(&pid, &it, &i, &now())).await.ok().flatten();
+            let prior = blocking(move || store.recognised_result(&pid, &it, &i, &now()))
+                .await
+                .ok()
+                .flatten();
             let prior = prior.map(|pr| context! { report => pr.report, date => local_time(&pr.date), inst => st.svc.org_names().get(&pr.institution).cloned().unwrap_or(pr.institution), item => item, days => pr.validity_days });
             render_new(&st, &p, &kind, &patient, Some(e.zh), prior, &f).await
         }
@@ -669,7 +863,15 @@ fn build_and_write(
     let at = now();
     let priority = get("priority").unwrap_or("routine");
     let to = get("to").unwrap_or("");
-    let parties = Parties { id: &id, patient, requester_org: inst, requester: get("practitioner"), performer_org: to, priority, at: &at };
+    let parties = Parties {
+        id: &id,
+        patient,
+        requester_org: inst,
+        requester: get("practitioner"),
+        performer_org: to,
+        priority,
+        at: &at,
+    };
     let mut resources = vec![];
     let flow = match kind {
         "referral" => {
@@ -681,22 +883,40 @@ fn build_and_write(
                 let summary = get("summary").ok_or_else(|| bad("下转须填写出院小结"))?;
                 let plan = get("plan").ok_or_else(|| bad("下转须填写随访计划"))?;
                 let (did, pid) = (format!("{id}-summary"), format!("{id}-plan"));
-                resources.push(requests::discharge_summary(&did, patient, inst, summary, &at));
+                resources.push(requests::discharge_summary(
+                    &did, patient, inst, summary, &at,
+                ));
                 resources.push(requests::follow_up_plan(&pid, patient, inst, plan, &at));
-                supporting = vec![format!("DocumentReference/{did}"), format!("CarePlan/{pid}")];
+                supporting = vec![
+                    format!("DocumentReference/{did}"),
+                    format!("CarePlan/{pid}"),
+                ];
             }
             let mut sr = requests::referral(&parties, direction, icd, reason, &supporting);
             if get("out_of_county").is_some() {
                 let hospital = get("hospital").ok_or_else(|| bad("转往县外须填写接收医院"))?;
-                requests::file_out_of_county(&mut sr, hospital, get("approval_number").unwrap_or(""), get("approved_by").unwrap_or(""));
+                requests::file_out_of_county(
+                    &mut sr,
+                    hospital,
+                    get("approval_number").unwrap_or(""),
+                    get("approved_by").unwrap_or(""),
+                );
             }
             resources.push(sr);
             Flow::Referral
         }
         "exam" => {
-            let item = get("item").and_then(exams::item).ok_or_else(|| bad("请选择检查项目"))?;
-            let barcode = format!("{}{}", &at[2..10].replace('-', ""), &id[..8]).to_ascii_uppercase();
-            resources.push(requests::exam_order(&parties, item, &barcode, get("repeat_reason")));
+            let item = get("item")
+                .and_then(exams::item)
+                .ok_or_else(|| bad("请选择检查项目"))?;
+            let barcode =
+                format!("{}{}", &at[2..10].replace('-', ""), &id[..8]).to_ascii_uppercase();
+            resources.push(requests::exam_order(
+                &parties,
+                item,
+                &barcode,
+                get("repeat_reason"),
+            ));
             Flow::Exam
         }
         "consult" => {
@@ -708,12 +928,26 @@ fn build_and_write(
     };
     let sr = resources.last().expect("request built");
     let rv = requests::read(sr).map_err(|e| bad(&e.zh))?.expect("ours");
-    let owner = if rv.out_of_county { inst.to_string() } else { to.to_string() };
+    let owner = if rv.out_of_county {
+        inst.to_string()
+    } else {
+        to.to_string()
+    };
     if owner.is_empty() {
         return Err(bad("请选择接收机构"));
     }
     let tid = task::task_id(&id);
-    resources.push(task::new_task(flow, &tid, &format!("ServiceRequest/{id}"), patient, inst, &owner, priority, "requested", &at));
+    resources.push(task::new_task(
+        flow,
+        &tid,
+        &format!("ServiceRequest/{id}"),
+        patient,
+        inst,
+        &owner,
+        priority,
+        "requested",
+        &at,
+    ));
     svc.write_all(p, resources)?;
     Ok(tid)
 }
@@ -725,7 +959,11 @@ struct RecogniseForm {
     report: String,
 }
 
-async fn recognise(State(st): State<AppState>, p: Principal, Form(f): Form<RecogniseForm>) -> Response {
+async fn recognise(
+    State(st): State<AppState>,
+    p: Principal,
+    Form(f): Form<RecogniseForm>,
+) -> Response {
     let store = st.svc.store.clone();
     let actor = p.actor();
     let pid = f.patient.clone();
@@ -742,11 +980,20 @@ struct SlotQuery {
     referral: Option<String>,
 }
 
-async fn slot_list(State(st): State<AppState>, Query(q): Query<SlotQuery>, req: Request) -> Response {
+async fn slot_list(
+    State(st): State<AppState>,
+    Query(q): Query<SlotQuery>,
+    req: Request,
+) -> Response {
     let (p, _) = signed_in!(st, req);
     let svc = st.svc.clone();
     let p2 = p.clone();
-    let inst = q.inst.clone().filter(|s| !s.is_empty()).or_else(|| p.0.institution.clone()).unwrap_or_default();
+    let inst = q
+        .inst
+        .clone()
+        .filter(|s| !s.is_empty())
+        .or_else(|| p.0.institution.clone())
+        .unwrap_or_default();
     let i2 = inst.clone();
     let res = blocking(move || -> Result<_, yigong_fhir::Issue> {
         let schedules = svc.search(&p2, &spec("Schedule", &[("organization", &i2)], 50))?.1;
@@ -807,7 +1054,10 @@ fn spec(rtype: &str, params: &[(&str, &str)], count: i64) -> SearchSpec {
         .collect();
     yigong_fhir::search::parse(rtype, &pairs).unwrap_or_else(|_| SearchSpec {
         rtype: rtype.into(),
-        filters: vec![Filter { target: Target::Id, matches: vec![ValueMatch::Eq(String::new())] }],
+        filters: vec![Filter {
+            target: Target::Id,
+            matches: vec![ValueMatch::Eq(String::new())],
+        }],
         sort: vec![(SortField::Date, false)],
         count,
         offset: 0,
@@ -829,10 +1079,15 @@ async fn book(State(st): State<AppState>, p: Principal, Form(f): Form<BookForm>)
     let p2 = p.clone();
     let res = blocking(move || -> Result<String, yigong_fhir::Issue> {
         let s = svc.read(&p2, "Slot", &f.slot)?;
-        let sv = slots::read_slot(&serde_json::from_str(&s.body).unwrap_or(Value::Null)).map_err(|e| yigong_fhir::Issue::unprocessable(e.code, e.zh))?;
+        let sv = slots::read_slot(&serde_json::from_str(&s.body).unwrap_or(Value::Null))
+            .map_err(|e| yigong_fhir::Issue::unprocessable(e.code, e.zh))?;
         svc.read(&p2, "Patient", f.patient.trim())?;
         let id = crate::service::new_id();
-        let referral = f.referral.as_deref().map(str::trim).filter(|r| !r.is_empty());
+        let referral = f
+            .referral
+            .as_deref()
+            .map(str::trim)
+            .filter(|r| !r.is_empty());
         let a = slots::appointment(&id, &sv, &f.slot, f.patient.trim(), referral);
         svc.update(&p2, "Appointment", &id, a, None)?;
         Ok(schedule_org(&svc, &sv.schedule))
@@ -850,7 +1105,12 @@ fn schedule_org(svc: &crate::service::Service, schedule: &str) -> String {
         .ok()
         .flatten()
         .and_then(|s| serde_json::from_str::<Value>(&s.body).ok())
-        .and_then(|v| v["extension"][0]["valueReference"]["reference"].as_str().and_then(|r| r.strip_prefix("Organization/")).map(str::to_string))
+        .and_then(|v| {
+            v["extension"][0]["valueReference"]["reference"]
+                .as_str()
+                .and_then(|r| r.strip_prefix("Organization/"))
+                .map(str::to_string)
+        })
         .unwrap_or_default()
 }
 
@@ -860,7 +1120,12 @@ struct AppointmentForm {
     version: i64,
 }
 
-async fn appointment_status(State(st): State<AppState>, p: Principal, Path(id): Path<String>, Form(f): Form<AppointmentForm>) -> Response {
+async fn appointment_status(
+    State(st): State<AppState>,
+    p: Principal,
+    Path(id): Path<String>,
+    Form(f): Form<AppointmentForm>,
+) -> Response {
     let svc = st.svc.clone();
     let p2 = p.clone();
     let res = blocking(move || -> Result<String, yigong_fhir::Issue> {
@@ -869,7 +1134,19 @@ async fn appointment_status(State(st): State<AppState>, p: Principal, Path(id): 
         a["status"] = json!(f.to);
         let slot = slots::read_appointment(&a).slot.unwrap_or_default();
         svc.update(&p2, "Appointment", &id, a, Some(f.version))?;
-        let sched = svc.store.read("Slot", &slot).ok().flatten().and_then(|s| serde_json::from_str::<Value>(&s.body).ok()).and_then(|s| s["schedule"]["reference"].as_str().and_then(|r| r.strip_prefix("Schedule/")).map(str::to_string)).unwrap_or_default();
+        let sched = svc
+            .store
+            .read("Slot", &slot)
+            .ok()
+            .flatten()
+            .and_then(|s| serde_json::from_str::<Value>(&s.body).ok())
+            .and_then(|s| {
+                s["schedule"]["reference"]
+                    .as_str()
+                    .and_then(|r| r.strip_prefix("Schedule/"))
+                    .map(str::to_string)
+            })
+            .unwrap_or_default();
         Ok(schedule_org(&svc, &sched))
     })
     .await;
@@ -903,7 +1180,9 @@ async fn stats(State(st): State<AppState>, Query(q): Query<StatsQuery>, req: Req
     let until = Utc::now().timestamp() + 1;
     let since = until - days * 86_400;
     let res = blocking(move || -> Result<_, yigong_store::StoreError> {
-        let since_s = chrono::DateTime::from_timestamp(since, 0).map(|t| t.to_rfc3339()).unwrap_or_default();
+        let since_s = chrono::DateTime::from_timestamp(since, 0)
+            .map(|t| t.to_rfc3339())
+            .unwrap_or_default();
         Ok((
             store.care_turnaround("exam", since, until, &scope)?,
             store.care_turnaround("referral", since, until, &scope)?,

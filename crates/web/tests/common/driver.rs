@@ -176,7 +176,9 @@ impl Driver {
             &self.agent,
             "POST",
             &self.url("/execute/sync"),
-            Some(json!({ "script": "const e = document.querySelector(arguments[0]); e.value = arguments[1]; if (e.type === 'checkbox') { e.checked = true; }", "args": [css, value] })),
+            Some(
+                json!({ "script": "const e = document.querySelector(arguments[0]); e.value = arguments[1]; if (e.type === 'checkbox') { e.checked = true; }", "args": [css, value] }),
+            ),
         );
     }
     /// Skips the test when the browser is missing (fails under CI instead).
@@ -209,4 +211,3 @@ pub fn browser_available() -> bool {
             .output()
             .is_ok()
 }
-

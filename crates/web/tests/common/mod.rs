@@ -267,14 +267,19 @@ pub fn fhir_validator() -> Option<String> {
         std::env::var("CI").is_err(),
         "CI must have the FHIR validator installed (.ci/run)"
     );
-    eprintln!("SKIPPED: python fhir.resources not installed (pip install 'fhir.resources==6.5.0' 'pydantic<2')");
+    eprintln!(
+        "SKIPPED: python fhir.resources not installed (pip install 'fhir.resources==6.5.0' 'pydantic<2')"
+    );
     None
 }
 
 /// Validates every resource of a directory; panics with the validator's report.
 pub fn validate_fhir_dir(python: &str, dir: &std::path::Path, expected: usize) {
     let o = std::process::Command::new(python)
-        .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/validate_fhir.py"))
+        .arg(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/validate_fhir.py"
+        ))
         .arg(dir)
         .output()
         .unwrap();
