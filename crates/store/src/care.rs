@@ -435,7 +435,7 @@ fn on_task(
         view = task::read(&doc.body)?.expect("still a flow task");
     }
     let id = doc.id.clone();
-    upsert_item(tx, &id, &view, &doc.body, w.now)?;
+    upsert_item(tx, &id, &view, &doc.body, w.now, old.is_none())?;
     notify_task(tx, w, &id, &doc.body, old_view.as_ref(), &view)?;
     Ok(())
 }
@@ -747,6 +747,7 @@ fn upsert_item(
     v: &yigong_care::TaskView,
     body: &Value,
     now: &str,
+    is_new: bool,
 ) -> Result<(), StoreError> {
     let steps = task::steps(body);
     let created = steps
@@ -772,12 +773,26 @@ fn upsert_item(
     } else {
         None
     };
+    let assignee = v.assignee.clone().or_else(|| recipient(body));
+    let escalated = v.escalated.as_deref().and_then(epoch);
+    if !is_new {
+        // The parties, patient and request of a flow never change: only its progress.
+        let n = tx.exec(
+            "UPDATE care_item SET state = ?, priority = ?, responded = ?, done = ?, due = ?, escalated = ?, assignee = ? WHERE id = ?",
+            &[
+                v.state.as_str().into(), v.priority.as_str().into(), responded.map(Val::Int).into(), done.map(Val::Int).into(),
+                due.map(Val::Int).into(), escalated.map(Val::Int).into(), assignee.clone().into(), id.into(),
+            ],
+        )?;
+        if n == 1 {
+            return Ok(());
+        }
+    }
     let (req_comm, perf_comm) = (
         comm_of(tx, v.requester.as_deref())?,
         comm_of(tx, v.owner.as_deref())?,
     );
     let item = item_of(tx, v)?;
-    let assignee = v.assignee.clone().or_else(|| recipient(body));
     let focus = v
         .focus
         .as_deref()
@@ -793,7 +808,7 @@ fn upsert_item(
             v.requester.clone().into(), req_comm.into(), v.owner.clone().into(), perf_comm.into(),
             v.patient.clone().into(), focus.into(), item.into(), Val::Int(created),
             responded.map(Val::Int).into(), done.map(Val::Int).into(), due.map(Val::Int).into(),
-            v.escalated.as_deref().and_then(epoch).map(Val::Int).into(), assignee.into(),
+            escalated.map(Val::Int).into(), assignee.into(),
         ],
     )?;
     Ok(())
