@@ -28,6 +28,13 @@ fn docs_of(item: Item) -> Vec<(&'static str, String, Value)> {
         Item::Patient(p) => vec![("Patient", p.id.clone(), mapping::patient(&p))],
         Item::Encounter(e) => vec![("Encounter", e.id.clone(), mapping::encounter(&e))],
         Item::Condition(c) => vec![("Condition", c.id.clone(), mapping::condition(&c))],
+        Item::Resource(v) => match yigong_synth::resource_type(&v) {
+            Some(rtype) => {
+                let id = v["id"].as_str().unwrap_or_default().to_string();
+                vec![(rtype, id, v)]
+            }
+            None => vec![],
+        },
     }
 }
 

@@ -1,7 +1,11 @@
 //! A deterministic synthetic county: 泸县 (Luxian, Luzhou, Sichuan) with its real
 //! townships and villages, three medical communities ("一主、两副、四次"), their
 //! institutions, departments and practitioners, residents living in households,
-//! and one year of care.
+//! and one year of care — including care across the community (`flows.rs`):
+//! two-way referrals, orders to the shared diagnostic centres with reports and
+//! critical values, remote consultations, and appointments on the clinics'
+//! slots, as raw FHIR resources built with the `yigong-care` builders
+//! ([`Item::Resource`]).
 //!
 //! Like a real county, the demo county has duplicate patient records (about 8% of
 //! residents are registered a second time, with typing errors, at an institution
@@ -9,8 +13,9 @@
 //! with ground truth for measuring a master patient index.
 //!
 //! Same [`Params`], same county, byte for byte: every part draws from its own
-//! ChaCha8 stream derived from the seed (the staff one stream, each household
-//! another), nothing iterates a hash map and nothing reads the clock. Residents
+//! ChaCha8 stream derived from the seed (the staff one stream, the clinic
+//! schedules another, each household its own for people, duplicates and care
+//! flows), nothing iterates a hash map and nothing reads the clock. Residents
 //! are generated and handed to the sink one household at a time, so a county of a
 //! million residents needs only a few megabytes.
 //!
@@ -34,6 +39,7 @@
 mod care;
 mod dist;
 mod duplicates;
+mod flows;
 mod geography;
 mod names;
 mod people;
@@ -42,6 +48,7 @@ mod staff;
 mod typos;
 
 pub use care::diagnosis_name;
+pub use flows::RESOURCE_TYPES;
 pub use geography::{COUNTY_CODE, COUNTY_ID, OUT_OF_COUNTY_ID, SUB_CENTRES};
 pub use registrations::{Identity, Registration, RegistrationSummary, registrations};
 
@@ -55,6 +62,11 @@ const STREAM_HOUSEHOLD: u64 = 2;
 const STREAM_REGISTRATIONS: u64 = 3;
 /// Duplicate patient records of the demo county (one stream per household).
 const STREAM_DUPLICATES: u64 = 4;
+/// Care across the community: referrals, exams, consultations, appointments
+/// (one stream per household).
+const STREAM_FLOWS: u64 = 5;
+/// Clinic schedules and their slots (one stream).
+const STREAM_SCHEDULES: u64 = 6;
 
 /// What to generate.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -74,6 +86,15 @@ pub enum Item {
     Patient(Patient),
     Encounter(Encounter),
     Condition(Condition),
+    /// A raw FHIR resource (with `resourceType` and `id`) of the care flows:
+    /// one of [`RESOURCE_TYPES`], built with the `yigong-care` builders.
+    Resource(serde_json::Value),
+}
+
+/// The resource type of an [`Item::Resource`], as a static name.
+pub fn resource_type(v: &serde_json::Value) -> Option<&'static str> {
+    let t = v.get("resourceType")?.as_str()?;
+    RESOURCE_TYPES.iter().copied().find(|r| *r == t)
 }
 
 /// Counts per item kind.
@@ -88,15 +109,34 @@ pub struct Summary {
     pub duplicate_patients: usize,
     pub encounters: usize,
     pub conditions: usize,
+    /// Every [`Item::Resource`].
+    pub resources: usize,
+    /// Referral ServiceRequests (up, down and out of the county).
+    pub referrals: usize,
+    /// Exam ServiceRequests to the shared centres.
+    pub exam_orders: usize,
+    /// DiagnosticReports.
+    pub reports: usize,
+    /// Reports with at least one critical Observation.
+    pub critical_values: usize,
+    /// Consultation ServiceRequests.
+    pub consultations: usize,
+    pub schedules: usize,
+    pub slots: usize,
+    pub appointments: usize,
 }
 
 /// Streams the county in dependency order: all organisations (county node first,
 /// then communities, then institutions, then departments — every parent before
-/// its children), then all practitioners, then patients, each patient immediately
+/// its children), then all practitioners, then the clinic Schedules, each
+/// followed by its Slots, then patients, each patient immediately
 /// followed by its Conditions and Encounters (Encounter.patient / Condition.patient
 /// refer to that patient's id; encounter.institution / department / practitioner
 /// refer to already-emitted ids). A resident's duplicate record, if any, comes
-/// right after the resident's items, followed by the encounters recorded under it.
+/// right after the resident's items, followed by the encounters recorded under it,
+/// and then the resident's care flows ([`Item::Resource`]: referrals, exam orders
+/// with their results, consultations, appointments), each resource after every
+/// resource it refers to.
 /// Does not hold the residents in memory.
 pub fn generate(params: &Params, sink: &mut dyn FnMut(Item)) {
     generate_counted(params, sink);
@@ -118,6 +158,10 @@ pub fn generate_counted(params: &Params, sink: &mut dyn FnMut(Item)) -> Summary 
         sink(Item::Practitioner(p.clone()));
     }
 
+    let mut schedule_rng = dist::substream(params.seed, STREAM_SCHEDULES, 0);
+    let mut flow_model = flows::FlowModel::new(&geo, &staff, params.as_of, &mut schedule_rng);
+    flow_model.emit_schedules(&mut summary, sink);
+
     let model = care::CareModel::new(&geo, &staff, params.as_of);
     let mut population = people::Population::new(&geo, params.as_of);
     let mut counters = care::Counters::default();
@@ -126,12 +170,21 @@ pub fn generate_counted(params: &Params, sink: &mut dyn FnMut(Item)) -> Summary 
     while left > 0 {
         let mut rng = dist::substream(params.seed, STREAM_HOUSEHOLD, household);
         let mut dup_rng = dist::substream(params.seed, STREAM_DUPLICATES, household);
+        let mut flow_rng = dist::substream(params.seed, STREAM_FLOWS, household);
         household += 1;
         for person in population.household(&mut rng, left) {
             left -= 1;
             let (conditions, mut encounters) = model.year(&mut rng, &person, &mut counters);
             let duplicate =
                 duplicates::split(&mut dup_rng, &geo, &person, &mut encounters, params.as_of);
+            let care = flow_model.person(
+                &mut flow_rng,
+                &person,
+                &conditions,
+                &encounters,
+                duplicate.as_ref().map_or(&[][..], |d| &d.encounters[..]),
+                &mut summary,
+            );
             summary.patients += 1;
             summary.conditions += conditions.len();
             summary.encounters += encounters.len();
@@ -150,6 +203,9 @@ pub fn generate_counted(params: &Params, sink: &mut dyn FnMut(Item)) -> Summary 
                 for e in d.encounters {
                     sink(Item::Encounter(e));
                 }
+            }
+            for r in care {
+                sink(Item::Resource(r));
             }
         }
     }
