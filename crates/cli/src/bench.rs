@@ -31,12 +31,12 @@ pub struct BenchArgs {
     no_http: bool,
 }
 
-struct Wrk {
-    rps: f64,
-    p50: f64,
-    p90: f64,
-    p99: f64,
-    non2xx: u64,
+pub(crate) struct Wrk {
+    pub(crate) rps: f64,
+    pub(crate) p50: f64,
+    pub(crate) p90: f64,
+    pub(crate) p99: f64,
+    pub(crate) non2xx: u64,
 }
 
 fn parse_ms(s: &str) -> f64 {
@@ -52,7 +52,8 @@ fn parse_ms(s: &str) -> f64 {
     }
 }
 
-fn run_wrk(url: &str, script: &Path, args: &BenchArgs, connections: u32) -> Result<Wrk> {
+/// Runs `wrk` with a Lua script for `duration` seconds and reads its summary.
+pub(crate) fn run_wrk(url: &str, script: &Path, duration: u32, connections: u32) -> Result<Wrk> {
     let out = Command::new("wrk")
         .args([
             "-t",
@@ -60,7 +61,7 @@ fn run_wrk(url: &str, script: &Path, args: &BenchArgs, connections: u32) -> Resu
             "-c",
             &connections.to_string(),
             "-d",
-            &format!("{}s", args.duration),
+            &format!("{duration}s"),
             "--latency",
             "-s",
         ])
@@ -100,40 +101,61 @@ fn run_wrk(url: &str, script: &Path, args: &BenchArgs, connections: u32) -> Resu
     Ok(w)
 }
 
-fn lua_list(name: &str, items: &[String]) -> String {
+pub(crate) fn lua_list(name: &str, items: &[String]) -> String {
     let quoted: Vec<String> = items.iter().map(|s| format!("{:?}", s)).collect();
     format!("{name} = {{{}}}\n", quoted.join(","))
 }
 
-fn rss_kb(pid: u32) -> u64 {
+/// A `/proc/<pid>/status` field in kB (`VmRSS:`, `VmHWM:`).
+fn status_kb(pid: &str, field: &str) -> u64 {
     std::fs::read_to_string(format!("/proc/{pid}/status"))
         .ok()
         .and_then(|s| {
             s.lines()
-                .find(|l| l.starts_with("VmRSS:"))
+                .find(|l| l.starts_with(field))
                 .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
         })
         .unwrap_or(0)
+}
+
+/// Resident memory of a process now, in kB.
+pub(crate) fn rss_kb(pid: u32) -> u64 {
+    status_kb(&pid.to_string(), "VmRSS:")
+}
+
+/// Peak resident memory of a process so far (VmHWM), in kB.
+pub(crate) fn peak_rss_kb(pid: u32) -> u64 {
+    status_kb(&pid.to_string(), "VmHWM:")
 }
 
 /// Peak resident memory of this process so far (VmHWM), in kB.
 pub(crate) fn peak_rss_self_kb() -> u64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmHWM:"))
-                .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
-        })
-        .unwrap_or(0)
+    status_kb("self", "VmHWM:")
 }
 
-struct Server(Child);
+/// The server under test, a child process (`yigong serve`), killed on drop.
+pub(crate) struct Server(pub(crate) Child);
 impl Drop for Server {
     fn drop(&mut self) {
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
+}
+
+/// Starts `yigong serve` on `data_dir` and waits until it answers `/healthz`.
+pub(crate) fn start_server(data_dir: &Path, listen: &str) -> Result<Server> {
+    let exe = std::env::current_exe()?;
+    let server = Server(
+        Command::new(exe)
+            .args(["serve", "--data-dir"])
+            .arg(data_dir)
+            .args(["--listen", listen])
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()?,
+    );
+    wait_ready(listen)?;
+    Ok(server)
 }
 
 fn wait_ready(addr: &str) -> Result<()> {
@@ -209,36 +231,47 @@ fn synthetic_bundle(patients: &[Value], orgs: &[String], n: usize, tag: &str) ->
     json!({ "resourceType": "Bundle", "type": "transaction", "entry": entries })
 }
 
-pub fn run(args: BenchArgs) -> Result<()> {
+/// Prints the machine line, then generates the county when `data_dir` holds
+/// none yet (timed, next to the generation target) and returns the open store.
+pub(crate) fn open_county(
+    title: &str,
+    data_dir: &Path,
+    residents: u32,
+    seed: u64,
+) -> Result<Store> {
     println!(
-        "== yigong bench ==  机器:{} 核",
+        "== {title} ==  机器:{} 核",
         std::thread::available_parallelism()
             .map(|n| n.get())
             .unwrap_or(1)
     );
-    let store = Store::open_sqlite_dir(&args.data_dir)?;
+    let store = Store::open_sqlite_dir(data_dir)?;
     let mut gen_line = format!(
         "demo 生成:已存在({}),跳过",
         store.meta_get("demo")?.unwrap_or_default()
     );
     if store.meta_get("demo")?.is_none() {
         let t = Instant::now();
-        crate::load::ensure_demo(&store, &args.data_dir, args.residents, args.seed)?;
+        crate::load::ensure_demo(&store, data_dir, residents, seed)?;
         let secs = t.elapsed().as_secs_f64();
-        let target = if args.residents >= 1_000_000 {
+        let target = if residents >= 1_000_000 {
             "< 600 s"
-        } else if args.residents >= 100_000 {
+        } else if residents >= 100_000 {
             "< 60 s"
         } else {
             "-"
         };
         gen_line = format!(
-            "demo 生成 {} 名居民:{secs:.1} s(目标 {target}),生成进程峰值内存 {} MB",
-            args.residents,
+            "demo 生成 {residents} 名居民:{secs:.1} s(目标 {target}),生成进程峰值内存 {} MB",
             peak_rss_self_kb() / 1024
         );
     }
     println!("{gen_line}");
+    Ok(store)
+}
+
+pub fn run(args: BenchArgs) -> Result<()> {
+    let store = open_county("yigong bench", &args.data_dir, args.residents, args.seed)?;
 
     // Bundle import into SQLite, in process.
     let patients = sample(&store, "Patient", 2_000)?;
@@ -274,17 +307,7 @@ pub fn run(args: BenchArgs) -> Result<()> {
         bail!("未安装 wrk:apt-get install wrk");
     }
     let token = store.issue_credential("admin", "token", chrono::Duration::hours(2))?;
-    let exe = std::env::current_exe()?;
-    let server = Server(
-        Command::new(exe)
-            .args(["serve", "--data-dir"])
-            .arg(&args.data_dir)
-            .args(["--listen", &args.listen])
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
-            .spawn()?,
-    );
-    wait_ready(&args.listen)?;
+    let server = start_server(&args.data_dir, &args.listen)?;
     std::thread::sleep(Duration::from_secs(2));
     let idle_mb = rss_kb(server.0.id()) / 1024;
     let dir = tempdir()?;
@@ -417,7 +440,7 @@ pub fn run(args: BenchArgs) -> Result<()> {
     ];
     for (name, script, target) in cases {
         settle(&store)?;
-        let w = run_wrk(&base, script, &args, args.connections)?;
+        let w = run_wrk(&base, script, args.duration, args.connections)?;
         println!(
             "{:<28} {:>10.0} {:>9.2} {:>9.2} {:>9.2} {:>8}   {target}",
             name, w.rps, w.p50, w.p90, w.p99, w.non2xx
@@ -427,7 +450,7 @@ pub fn run(args: BenchArgs) -> Result<()> {
     // a registration itself) and four at once (closed loop, at the writer's limit).
     for desks in [1, 4] {
         settle(&store)?;
-        let w = run_wrk(&base, &register_lua, &args, desks)?;
+        let w = run_wrk(&base, &register_lua, args.duration, desks)?;
         println!(
             "{:<28} {:>10.0} {:>9.2} {:>9.2} {:>9.2} {:>8}   p99 < 10 ms",
             format!("登记 Patient,经主索引({desks} 连接)"),
@@ -457,7 +480,7 @@ pub fn run(args: BenchArgs) -> Result<()> {
 /// Each scenario starts on a settled server: the write scenarios before it
 /// leave a WAL that the background checkpoints are still copying into the
 /// database (up to two minutes).
-fn settle(store: &Store) -> Result<()> {
+pub(crate) fn settle(store: &Store) -> Result<()> {
     let started = Instant::now();
     while let Some((frames, copied)) = store.wal_checkpoint()? {
         if frames == copied || started.elapsed() > Duration::from_secs(120) {
@@ -468,7 +491,7 @@ fn settle(store: &Store) -> Result<()> {
     Ok(())
 }
 
-fn tempdir() -> Result<PathBuf> {
+pub(crate) fn tempdir() -> Result<PathBuf> {
     let d = std::env::temp_dir().join(format!("yigong-bench-{}", std::process::id()));
     std::fs::create_dir_all(&d)?;
     Ok(d)

@@ -1,6 +1,7 @@
 //! `yigong`: the county medical community platform in one binary.
 
 mod bench;
+mod bench_care;
 mod bench_empi;
 mod load;
 
@@ -85,6 +86,8 @@ enum Cmd {
     },
     /// Measure throughput and latency (see README).
     Bench(bench::BenchArgs),
+    /// Speed of care across the community: worklists, referral steps, order to report.
+    BenchCare(bench_care::BenchCareArgs),
     /// Identity-resolution accuracy and speed (synthetic county; FEBRL vs Splink).
     BenchEmpi(bench_empi::BenchEmpiArgs),
 }
@@ -184,6 +187,7 @@ fn main() -> Result<()> {
             println!("导出完成:{n} 个资源,目录 {}", out.display());
         }
         Cmd::Bench(args) => bench::run(args)?,
+        Cmd::BenchCare(args) => bench_care::run(args)?,
         Cmd::BenchEmpi(args) => bench_empi::run(args)?,
     }
     Ok(())

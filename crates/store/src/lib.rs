@@ -265,7 +265,8 @@ impl Store {
     /// fresh database that can simply be regenerated if the machine crashes.
     pub fn set_bulk_load(&self, on: bool) -> Result<(), StoreError> {
         if let Db::Sqlite { writer, .. } = &self.db {
-            let c = writer.lock().unwrap_or_else(|p| p.into_inner());
+            let st = writer.idle();
+            let c = st.conn();
             let pragmas = if on {
                 "PRAGMA synchronous=OFF; PRAGMA cache_size=-1048576; PRAGMA wal_autocheckpoint=65536;"
             } else {
@@ -281,8 +282,8 @@ impl Store {
     pub fn wal_checkpoint(&self) -> Result<Option<(i64, i64)>, StoreError> {
         match &self.db {
             Db::Sqlite { writer, .. } => {
-                let c = writer.lock().unwrap_or_else(|p| p.into_inner());
-                Ok(Some(c.query_row(
+                let st = writer.idle();
+                Ok(Some(st.conn().query_row(
                     "PRAGMA wal_checkpoint(PASSIVE)",
                     [],
                     |r| Ok((r.get(1)?, r.get(2)?)),

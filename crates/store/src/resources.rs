@@ -395,8 +395,9 @@ impl Store {
         q: &Query,
         scope: &Scope,
     ) -> Result<(Option<i64>, Vec<Stored>), StoreError> {
-        let (where_sql, params) = build_where(q, scope);
         self.db().read(|c| {
+            let driver = pick_driver(c, q)?;
+            let (where_sql, params) = build_where(q, scope, driver);
             let total = if q.want_total || q.count_only {
                 Some(c.scalar_int(&format!("SELECT count(*) FROM resource r WHERE {where_sql}"), &params)?)
             } else {
@@ -516,11 +517,64 @@ fn push_match(sql: &mut String, params: &mut Vec<Val>, col: &str, m: &Match) {
     }
 }
 
-fn build_where(q: &Query, scope: &Scope) -> (String, Vec<Val>) {
+/// With several indexed parameters, the one matching the fewest entries drives
+/// the search (`r.id IN (…)`) and the others are checked per candidate
+/// (`EXISTS`, a primary-key probe for an exact value). Without this, SQLite
+/// builds every parameter's full id list: `Task?owner=X&business-status=requested`
+/// listed all of a lead hospital's tasks to find the few still requested. The
+/// estimate counts index entries up to a bound, so it stays cheap.
+fn pick_driver(c: &mut dyn Sql, q: &Query) -> Result<Option<usize>, StoreError> {
+    let params: Vec<usize> = q
+        .clauses
+        .iter()
+        .enumerate()
+        .filter(|(_, c)| matches!(c, Clause::Param(..)))
+        .map(|(i, _)| i)
+        .collect();
+    if params.len() < 2 {
+        return Ok(None);
+    }
+    let mut best: Option<(i64, usize)> = None;
+    for i in params {
+        let Clause::Param(name, matches) = &q.clauses[i] else {
+            continue;
+        };
+        let mut sql = String::from(
+            "SELECT count(*) FROM (SELECT 1 FROM search_index s WHERE s.rtype = ? AND s.param = ? AND (",
+        );
+        let mut p: Vec<Val> = vec![q.rtype.as_str().into(), name.as_str().into()];
+        for (j, m) in matches.iter().enumerate() {
+            if j > 0 {
+                sql.push_str(" OR ");
+            }
+            push_match(&mut sql, &mut p, "s.value", m);
+        }
+        sql.push_str(") LIMIT 5000)");
+        let n = c.scalar_int(&sql, &p)?;
+        if best.is_none_or(|(b, _)| n < b) {
+            best = Some((n, i));
+        }
+    }
+    Ok(best.map(|(_, i)| i))
+}
+
+fn build_where(q: &Query, scope: &Scope, driver: Option<usize>) -> (String, Vec<Val>) {
     let mut sql = String::from("r.rtype = ? AND r.deleted = 0");
     let mut params: Vec<Val> = vec![q.rtype.as_str().into()];
-    for clause in &q.clauses {
+    for (ci, clause) in q.clauses.iter().enumerate() {
         match clause {
+            Clause::Param(name, matches) if driver.is_some_and(|d| d != ci) => {
+                sql.push_str(" AND EXISTS (SELECT 1 FROM search_index s WHERE s.rtype = ? AND s.param = ? AND s.id = r.id AND (");
+                params.push(q.rtype.as_str().into());
+                params.push(name.as_str().into());
+                for (i, m) in matches.iter().enumerate() {
+                    if i > 0 {
+                        sql.push_str(" OR ");
+                    }
+                    push_match(&mut sql, &mut params, "s.value", m);
+                }
+                sql.push_str("))");
+            }
             Clause::Param(name, matches) => {
                 sql.push_str(" AND r.id IN (SELECT s.id FROM search_index s WHERE s.rtype = ? AND s.param = ? AND (");
                 params.push(q.rtype.as_str().into());
@@ -881,6 +935,7 @@ fn write_doc(
         .iter()
         .find(|(p, _)| p == "name")
         .map(|(_, v)| v.clone());
+    let mut kept: std::collections::HashSet<(String, String)> = Default::default();
     if let Some((old_v, _, old_date, old_inst, old_idx)) = &existing {
         tx.exec(
             "INSERT INTO resource_history (rtype, id, version, updated, deleted, body) SELECT rtype, id, version, updated, deleted, body FROM resource WHERE rtype = ? AND id = ?",
@@ -899,7 +954,13 @@ fn write_doc(
                 current: *old_v + 1,
             });
         }
+        // Only the entries that changed: an update that moves a Task's state
+        // rewrites two index entries, not all of them.
         for (param, value) in decode_index(old_idx.as_deref().unwrap_or("")) {
+            if doc.index.iter().any(|(p, v)| p == param && v == value) {
+                kept.insert((param.to_string(), value.to_string()));
+                continue;
+            }
             tx.exec(
                 "DELETE FROM search_index WHERE rtype = ? AND param = ? AND value = ? AND id = ?",
                 &[rt.clone(), param.into(), value.into(), id.clone()],
@@ -920,6 +981,9 @@ fn write_doc(
         )?;
     }
     for (param, value) in &doc.index {
+        if kept.contains(&(param.clone(), value.clone())) {
+            continue;
+        }
         tx.exec(
             "INSERT INTO search_index (rtype, param, value, id) VALUES (?, ?, ?, ?)",
             &[

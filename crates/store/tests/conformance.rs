@@ -535,3 +535,44 @@ fn access_log_is_flushed_and_queryable() {
         );
     }
 }
+
+/// Group commit: many writers at once; every acknowledged write is stored, every
+/// failed one is rolled back alone (its batch companions survive).
+#[test]
+fn concurrent_writes_commit_together_and_failures_roll_back_alone() {
+    for b in common::backends() {
+        let store = b.store.clone();
+        let threads: Vec<_> = (0..16)
+            .map(|t| {
+                let store = store.clone();
+                std::thread::spawn(move || {
+                    let mut acked = 0;
+                    for i in 0..60 {
+                        let key = format!("gc-{t}-{i}");
+                        let fail = i % 7 == 3;
+                        let r = store.db().write(|tx| {
+                            tx.exec(
+                                "INSERT INTO meta (key, value) VALUES (?, 'x')",
+                                &[key.as_str().into()],
+                            )?;
+                            if fail {
+                                return Err(yigong_store::StoreError::Invalid("refused".into()));
+                            }
+                            Ok(())
+                        });
+                        assert_eq!(r.is_ok(), !fail, "{key}: {r:?}");
+                        acked += r.is_ok() as i64;
+                    }
+                    acked
+                })
+            })
+            .collect();
+        let acked: i64 = threads.into_iter().map(|h| h.join().unwrap()).sum();
+        let stored = store
+            .db()
+            .read(|c| c.scalar_int("SELECT count(*) FROM meta WHERE key LIKE 'gc-%'", &[]))
+            .unwrap();
+        assert_eq!(stored, acked, "{}", b.name);
+        assert_eq!(acked, 16 * (60 - 9), "{}", b.name);
+    }
+}
