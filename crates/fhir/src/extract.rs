@@ -297,6 +297,22 @@ fn index_references(index: &mut Vec<(String, String)>, rtype: &str, v: &Value) {
         // `requester=Organization/x` finds what an institution asked for.
         index.push(("requester".into(), org));
     }
+    if rtype == "Task" {
+        // Worklists ask for one institution's tasks in one state: a composite
+        // entry answers that with one index range instead of intersecting an
+        // institution's whole history with a state's.
+        let state = v
+            .get("businessStatus")
+            .map(codings)
+            .into_iter()
+            .flatten()
+            .find_map(|c| c.get("code").and_then(Value::as_str));
+        for (key, param) in [("owner", "owner-state"), ("requester", "requester-state")] {
+            if let (Some(org), Some(state)) = (ref_id(v, key, "Organization"), state) {
+                index.push((param.to_string(), format!("{org}|{state}")));
+            }
+        }
+    }
     if matches!(rtype, "Task" | "ServiceRequest")
         && let Some(p) = v.get("priority").and_then(Value::as_str)
     {

@@ -395,6 +395,8 @@ impl Store {
         q: &Query,
         scope: &Scope,
     ) -> Result<(Option<i64>, Vec<Stored>), StoreError> {
+        let composite = with_composite(q);
+        let q = composite.as_ref().unwrap_or(q);
         self.db().read(|c| {
             let driver = pick_driver(c, q)?;
             let (where_sql, params) = build_where(q, scope, driver);
@@ -515,6 +517,48 @@ fn push_match(sql: &mut String, params: &mut Vec<Val>, col: &str, m: &Match) {
             sql.push(')');
         }
     }
+}
+
+/// `Task?owner=X&business-status=S` (and `requester=`) become one lookup of the
+/// composite `owner-state` entry `X|S` that every Task carries.
+fn with_composite(q: &Query) -> Option<Query> {
+    if q.rtype != "Task" {
+        return None;
+    }
+    let eq_values = |name: &str| -> Option<(usize, Vec<String>)> {
+        q.clauses.iter().enumerate().find_map(|(i, c)| match c {
+            Clause::Param(n, ms) if n == name => ms
+                .iter()
+                .map(|m| match m {
+                    Match::Eq(v) if !v.contains('|') => Some(v.clone()),
+                    _ => None,
+                })
+                .collect::<Option<Vec<_>>>()
+                .map(|v| (i, v)),
+            _ => None,
+        })
+    };
+    let (si, states) = eq_values("business-status")?;
+    for (party, composite) in [("owner", "owner-state"), ("requester", "requester-state")] {
+        if let Some((pi, orgs)) = eq_values(party) {
+            let values = orgs
+                .iter()
+                .flat_map(|o| states.iter().map(move |s| Match::Eq(format!("{o}|{s}"))))
+                .collect();
+            let mut out = q.clone();
+            out.clauses = q
+                .clauses
+                .iter()
+                .enumerate()
+                .filter(|(i, _)| *i != si && *i != pi)
+                .map(|(_, c)| c.clone())
+                .collect();
+            out.clauses
+                .push(Clause::Param(composite.to_string(), values));
+            return Some(out);
+        }
+    }
+    None
 }
 
 /// With several indexed parameters, the one matching the fewest entries drives
@@ -838,7 +882,7 @@ fn write_doc(
     };
     let existing = tx.query_one(
         &format!(
-            "SELECT version, body, sdate, inst, idx FROM resource WHERE rtype = ? AND id = ?{lock}"
+            "SELECT version, body, sdate, inst, idx, org, patient, pcomm FROM resource WHERE rtype = ? AND id = ?{lock}"
         ),
         &[doc.rtype.as_str().into(), doc.id.as_str().into()],
     )?;
@@ -850,6 +894,12 @@ fn write_doc(
             it.next().and_then(Val::into_string),
             it.next().and_then(Val::into_string),
             it.next().and_then(Val::into_string),
+            // The indexed columns (org, patient, pcomm; sdate above).
+            [
+                it.next().and_then(Val::into_string),
+                it.next().and_then(Val::into_string),
+                it.next().and_then(Val::into_string),
+            ],
         )
     });
 
@@ -936,19 +986,42 @@ fn write_doc(
         .find(|(p, _)| p == "name")
         .map(|(_, v)| v.clone());
     let mut kept: std::collections::HashSet<(String, String)> = Default::default();
-    if let Some((old_v, _, old_date, old_inst, old_idx)) = &existing {
+    if let Some((old_v, _, old_date, old_inst, old_idx, old_indexed)) = &existing {
         tx.exec(
             "INSERT INTO resource_history (rtype, id, version, updated, deleted, body) SELECT rtype, id, version, updated, deleted, body FROM resource WHERE rtype = ? AND id = ?",
             &[rt.clone(), id.clone()],
         )?;
-        let n = tx.exec(
-            "UPDATE resource SET version = ?, updated = ?, deleted = 0, org = ?, inst = ?, comm = ?, patient = ?, pinst = ?, pcomm = ?, finst = ?, fcomm = ?, sdate = ?, sname = ?, idx = ?, body = ? WHERE rtype = ? AND id = ? AND version = ?",
-            &[
-                Val::Int(version), now.into(), doc.org.clone().into(), inst.clone().into(), comm.clone().into(),
-                patient.clone().into(), pinst.clone().into(), pcomm.clone().into(), finst.clone().into(), fcomm.clone().into(), doc.date.clone().into(), sname.clone().into(), idx.as_str().into(), body.as_str().into(),
-                rt.clone(), id.clone(), Val::Int(*old_v),
-            ],
-        )?;
+        // SQLite rewrites every index whose columns appear in SET, changed or
+        // not: the indexed columns are set only when they change.
+        let mut set = String::from(
+            "UPDATE resource SET version = ?, updated = ?, deleted = 0, inst = ?, comm = ?, pinst = ?, finst = ?, fcomm = ?, sname = ?, idx = ?, body = ?",
+        );
+        let mut params: Vec<Val> = vec![
+            Val::Int(version),
+            now.into(),
+            inst.clone().into(),
+            comm.clone().into(),
+            pinst.clone().into(),
+            finst.clone().into(),
+            fcomm.clone().into(),
+            sname.clone().into(),
+            idx.as_str().into(),
+            body.as_str().into(),
+        ];
+        for (col, new, old) in [
+            ("org", &doc.org, &old_indexed[0]),
+            ("patient", &patient, &old_indexed[1]),
+            ("pcomm", &pcomm, &old_indexed[2]),
+            ("sdate", &doc.date, old_date),
+        ] {
+            if new != old {
+                set.push_str(&format!(", {col} = ?"));
+                params.push(new.clone().into());
+            }
+        }
+        set.push_str(" WHERE rtype = ? AND id = ? AND version = ?");
+        params.extend([rt.clone(), id.clone(), Val::Int(*old_v)]);
+        let n = tx.exec(&set, &params)?;
         if n != 1 {
             return Err(StoreError::VersionConflict {
                 current: *old_v + 1,

@@ -3,7 +3,7 @@
 use crate::auth::Principal;
 use crate::error::{ApiError, FHIR_JSON};
 use crate::service::WriteOutcome;
-use crate::{AppState, blocking, point_read};
+use crate::{AppState, blocking, blocking_write, point_read};
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, Path, RawQuery, State};
@@ -243,7 +243,7 @@ async fn create(
 ) -> Result<Response, ApiError> {
     check_type(&rtype)?;
     let v = parse_body(&body)?;
-    let w = blocking(move || st.svc.create(&p, &rtype, v)).await?;
+    let w = blocking_write(move || st.svc.create(&p, &rtype, v)).await?;
     Ok(write_response(w))
 }
 
@@ -264,7 +264,7 @@ async fn update(
             })?),
         };
     let v = parse_body(&body)?;
-    let w = blocking(move || st.svc.update(&p, &rtype, &id, v, if_match)).await?;
+    let w = blocking_write(move || st.svc.update(&p, &rtype, &id, v, if_match)).await?;
     Ok(write_response(w))
 }
 
@@ -276,7 +276,7 @@ async fn transaction(
 ) -> Result<Response, ApiError> {
     let v = parse_body(&body)?;
     let base = base_url(&headers);
-    let (resp, _) = blocking(move || {
+    let (resp, _) = blocking_write(move || {
         st.svc
             .transaction(&p.actor(), Some(p.role()), v, &base, true)
     })

@@ -129,6 +129,24 @@ pub(crate) async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + '
         .expect("blocking task panicked")
 }
 
+/// Writes wait for the one SQLite writer rather than for a core, and writes
+/// queued together commit together (group commit), so they get their own, wider
+/// gate: more of them queued means larger batches and fewer WAL pages per write.
+const WRITE_CONCURRENCY: usize = 32;
+
+static WRITE_PERMITS: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(WRITE_CONCURRENCY);
+
+/// Runs a blocking closure that writes (see [`WRITE_CONCURRENCY`]).
+pub(crate) async fn blocking_write<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
+    let _permit = WRITE_PERMITS
+        .acquire()
+        .await
+        .expect("semaphore never closed");
+    tokio::task::spawn_blocking(f)
+        .await
+        .expect("blocking task panicked")
+}
+
 /// Runs a point read. On the embedded SQLite database a primary-key lookup takes
 /// microseconds, less than handing the work to another thread and back, so it
 /// runs in place; on PostgreSQL (a network round trip) it goes to the blocking pool.

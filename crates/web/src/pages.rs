@@ -1,7 +1,7 @@
 //! Server-rendered pages in Simplified Chinese (minijinja templates + htmx).
 
 use crate::auth::{Principal, SESSION_COOKIE, principal_of};
-use crate::{AppState, blocking};
+use crate::{AppState, blocking, blocking_write};
 use axum::Form;
 use axum::Router;
 use axum::extract::{Path, Query, Request, State};
@@ -62,6 +62,10 @@ pub fn templates() -> Environment<'static> {
         (
             "care_stats.html",
             include_str!("../templates/care_stats.html"),
+        ),
+        (
+            "care_notices.html",
+            include_str!("../templates/care_notices.html"),
         ),
     ] {
         env.add_template(name, src).expect("template parses");

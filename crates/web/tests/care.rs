@@ -1318,3 +1318,38 @@ fn care_resources_validate_as_fhir_r4() {
     std::fs::write(out.path().join("999-metadata.json"), &r.text).unwrap();
     validate_fhir_dir(&python, out.path(), n + 1);
 }
+
+#[test]
+fn flow_rules_are_configured_whole_or_not_at_all() {
+    let s = TestServer::start();
+    seed(&s);
+    let (admin, tdoc) = (token(&s, "admin"), token(&s, "tdoc"));
+    let r = s.get(&tdoc, "/care/rules");
+    assert_eq!(r.status, 200);
+    let mut rules = r.json();
+    assert_eq!(rules["critical_ack_minutes"], 30);
+    assert_eq!(
+        s.put(&tdoc, "/care/rules", &rules.to_string(), None).status,
+        403
+    );
+    let before = s.get(&admin, "/care/rules").text;
+    let mut bad = rules.clone();
+    bad["recognition"][0]["item"] = json!("NO-SUCH-ITEM");
+    let r = s.put(&admin, "/care/rules", &bad.to_string(), None);
+    assert_eq!(r.status, 422);
+    assert!(r.text.contains("NO-SUCH-ITEM"), "{}", r.text);
+    assert_eq!(s.put(&admin, "/care/rules", "{not json", None).status, 422);
+    assert_eq!(
+        s.get(&admin, "/care/rules").text,
+        before,
+        "a refused file changes nothing"
+    );
+    // A community's ECG centre configured elsewhere: orders must go there.
+    rules["centres"] = json!({ "com1": { "ecg": "t1" } });
+    rules["critical_ack_minutes"] = json!(15);
+    let r = s.put(&admin, "/care/rules", &rules.to_string(), None);
+    assert_eq!(r.status, 200, "{}", r.text);
+    let r = order_and_receive(&s, "ecg9", "ECG12", None);
+    assert_eq!(r.status, 422, "{}", r.text);
+    assert!(r.text.contains("心电中心"), "{}", r.text);
+}

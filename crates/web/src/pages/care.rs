@@ -28,6 +28,8 @@ pub fn routes() -> Router<AppState> {
         .route("/care/appointments/{id}/status", post(appointment_status))
         .route("/care/notices/{seq}/read", post(notice_read))
         .route("/care/stats", get(stats))
+        .route("/care/notices", get(notices_fragment))
+        .route("/care/rules", get(rules_get).put(rules_put))
 }
 
 fn fail(st: &AppState, p: &Principal, issue: yigong_fhir::Issue) -> Response {
@@ -530,7 +532,7 @@ async fn step(
     let svc = st.svc.clone();
     let p2 = p.clone();
     let tid = id.clone();
-    let res = blocking(move || -> Result<(), yigong_fhir::Issue> {
+    let res = blocking_write(move || -> Result<(), yigong_fhir::Issue> {
         let cur = svc.read(&p2, "Task", &tid)?;
         let mut body: Value = serde_json::from_str(&cur.body).unwrap_or(Value::Null);
         let flow = task::flow_of(&body)
@@ -584,7 +586,7 @@ async fn report(
     let svc = st.svc.clone();
     let p2 = p.clone();
     let tid = id.clone();
-    let res = blocking(move || -> Result<(), yigong_fhir::Issue> {
+    let res = blocking_write(move || -> Result<(), yigong_fhir::Issue> {
         let cur = svc.read(&p2, "Task", &tid)?;
         let body: Value = serde_json::from_str(&cur.body).unwrap_or(Value::Null);
         let view = task::read(&body)
@@ -822,7 +824,7 @@ async fn create(
     let p2 = p.clone();
     let form = f.clone();
     let (k, pid, i) = (kind.clone(), patient.clone(), inst.clone());
-    let res = blocking(move || build_and_write(&svc, &p2, &k, &pid, &i, &form)).await;
+    let res = blocking_write(move || build_and_write(&svc, &p2, &k, &pid, &i, &form)).await;
     match res {
         Ok(task_id) => Redirect::to(&format!("/care/tasks/{task_id}")).into_response(),
         Err(e)
@@ -921,7 +923,17 @@ fn build_and_write(
         }
         "consult" => {
             let question = get("question").ok_or_else(|| bad("请填写会诊目的与病情摘要"))?;
-            resources.push(requests::consult(&parties, question, &[]));
+            let mut attachments = vec![];
+            if let Some(summary) = get("attachment") {
+                // The case summary travels as a document the experts open.
+                let did = format!("{id}-case");
+                let mut doc = requests::discharge_summary(&did, patient, inst, summary, &at);
+                doc["type"] = json!({ "text": "会诊病历摘要" });
+                doc["content"][0]["attachment"]["title"] = json!("会诊病历摘要");
+                resources.push(doc);
+                attachments.push(format!("DocumentReference/{did}"));
+            }
+            resources.push(requests::consult(&parties, question, &attachments));
             Flow::Consult
         }
         _ => return Err(bad("未知的申请类型")),
@@ -1087,7 +1099,7 @@ struct BookForm {
 async fn book(State(st): State<AppState>, p: Principal, Form(f): Form<BookForm>) -> Response {
     let svc = st.svc.clone();
     let p2 = p.clone();
-    let res = blocking(move || -> Result<String, yigong_fhir::Issue> {
+    let res = blocking_write(move || -> Result<String, yigong_fhir::Issue> {
         let s = svc.read(&p2, "Slot", &f.slot)?;
         let sv = slots::read_slot(&serde_json::from_str(&s.body).unwrap_or(Value::Null))
             .map_err(|e| yigong_fhir::Issue::unprocessable(e.code, e.zh))?;
@@ -1138,7 +1150,7 @@ async fn appointment_status(
 ) -> Response {
     let svc = st.svc.clone();
     let p2 = p.clone();
-    let res = blocking(move || -> Result<String, yigong_fhir::Issue> {
+    let res = blocking_write(move || -> Result<String, yigong_fhir::Issue> {
         let cur = svc.read(&p2, "Appointment", &id)?;
         let mut a: Value = serde_json::from_str(&cur.body).unwrap_or(Value::Null);
         a["status"] = json!(f.to);
@@ -1197,11 +1209,12 @@ async fn stats(State(st): State<AppState>, Query(q): Query<StatsQuery>, req: Req
             store.care_turnaround("exam", since, until, &scope)?,
             store.care_turnaround("referral", since, until, &scope)?,
             store.care_turnaround("critical-ack", since, until, &scope)?,
+            store.care_turnaround("consult", since, until, &scope)?,
             store.recognition_stats(&since_s, &scope)?,
         ))
     })
     .await;
-    let (exam, referral, critical, recog) = match res {
+    let (exam, referral, critical, consult, recog) = match res {
         Ok(v) => v,
         Err(e) => return store_fail(&st, &p, e),
     };
@@ -1227,6 +1240,72 @@ async fn stats(State(st): State<AppState>, Query(q): Query<StatsQuery>, req: Req
     render(
         &st,
         "care_stats.html",
-        context! { title => "协同统计", nav => "care", user => user_ctx(&st, &p), days => days, exam => tat(exam), referral => tat(referral), critical => tat(critical), recog => recog },
+        context! { title => "协同统计", nav => "care", user => user_ctx(&st, &p), days => days, exam => tat(exam), referral => tat(referral), critical => tat(critical), consult => tat(consult), recog => recog },
     )
+}
+
+/// The notification rows of the workbench, polled every few seconds (htmx), so
+/// a critical value reaches the ordering clinician without reloading.
+async fn notices_fragment(
+    State(st): State<AppState>,
+    Query(q): Query<InstQuery>,
+    req: Request,
+) -> Response {
+    let (p, _) = signed_in!(st, req);
+    let st2 = st.clone();
+    let p2 = p.clone();
+    let res = blocking(move || -> Result<_, yigong_store::StoreError> {
+        match acting_inst(&st2, &p2, q.inst.as_deref()) {
+            Some(inst) => st2.svc.store.care_notices(&inst, false, 30),
+            None => Ok(vec![]),
+        }
+    })
+    .await;
+    let notices = match res {
+        Ok(v) => v,
+        Err(e) => return store_fail(&st, &p, e),
+    };
+    let notices: Vec<minijinja::Value> = notices
+        .into_iter()
+        .map(|n| context! { seq => n.seq, text => n.text, at => local_time(&n.at), item => n.item, unread => n.read_at.is_none(), kind => n.kind })
+        .collect();
+    render(&st, "care_notices.html", context! { notices => notices })
+}
+
+/// Who may change the community's flow rules (deadlines, centres, recognition catalogue).
+fn may_configure(p: &Principal) -> bool {
+    matches!(
+        p.role(),
+        yigong_store::Role::SystemAdmin | yigong_store::Role::HealthCommission
+    )
+}
+
+/// `GET /care/rules`: the flow rules as JSON.
+async fn rules_get(State(st): State<AppState>, _signed_in: Principal) -> Response {
+    let rules = st.svc.store.care_rules();
+    axum::Json(serde_json::to_value(&*rules).unwrap_or(Value::Null)).into_response()
+}
+
+/// `PUT /care/rules`: replaces the flow rules (checked whole; a bad file changes nothing).
+async fn rules_put(State(st): State<AppState>, p: Principal, body: axum::body::Bytes) -> Response {
+    let json_error = |status: StatusCode, msg: String| {
+        (status, axum::Json(json!({ "error": msg }))).into_response()
+    };
+    if !may_configure(&p) {
+        return json_error(
+            StatusCode::FORBIDDEN,
+            "只有管理员或卫健委可以修改协同规则".into(),
+        );
+    }
+    let text = String::from_utf8_lossy(&body).to_string();
+    let rules = match yigong_care::Rules::from_json(&text) {
+        Ok(r) => r,
+        Err(e) => return json_error(StatusCode::UNPROCESSABLE_ENTITY, e.zh),
+    };
+    let store = st.svc.store.clone();
+    let actor = p.actor();
+    match blocking(move || store.set_care_rules(&actor, rules)).await {
+        Ok(()) => rules_get(State(st), p).await,
+        Err(e) => json_error(StatusCode::UNPROCESSABLE_ENTITY, e.to_string()),
+    }
 }
