@@ -297,6 +297,21 @@ fn index_references(index: &mut Vec<(String, String)>, rtype: &str, v: &Value) {
         // `requester=Organization/x` finds what an institution asked for.
         index.push(("requester".into(), org));
     }
+    if rtype == "Slot"
+        && v.get("status").and_then(Value::as_str) == Some("free")
+        && let (Some((_, schedule)), Some(start)) = (
+            v.get("schedule")
+                .and_then(|r| r.get("reference"))
+                .and_then(Value::as_str)
+                .and_then(parse_reference),
+            v.get("start")
+                .and_then(Value::as_str)
+                .and_then(normalize_date),
+        )
+    {
+        // A clinic's free slots in time order, straight from the index (号源列表).
+        index.push(("free-start".into(), format!("{schedule}|{start}")));
+    }
     if rtype == "Task" {
         // Worklists ask for one institution's tasks in one state: a composite
         // entry answers that with one index range instead of intersecting an

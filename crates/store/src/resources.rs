@@ -432,6 +432,26 @@ impl Store {
         })
     }
 
+    /// The next free slots of a schedule from `from` on, in time order (the
+    /// `free-start` index entry every free Slot carries). Slots are public.
+    pub fn free_slots(
+        &self,
+        schedule: &str,
+        from: &str,
+        limit: i64,
+    ) -> Result<Vec<Stored>, StoreError> {
+        self.db().read(|c| {
+            let rows = c.query(
+                &format!(
+                    "SELECT {SELECT_COLS} FROM search_index s JOIN resource r ON r.rtype = 'Slot' AND r.id = s.id \
+                     WHERE s.rtype = 'Slot' AND s.param = 'free-start' AND s.value >= ? AND s.value < ? AND r.deleted = 0 ORDER BY s.value LIMIT ?"
+                ),
+                &[format!("{schedule}|{from}").into(), format!("{schedule}|\u{10FFFF}").into(), Val::Int(limit)],
+            )?;
+            Ok(rows.into_iter().map(stored_from_row).collect())
+        })
+    }
+
     /// Every resource about one patient (for $everything), oldest first.
     pub fn patient_compartment(
         &self,

@@ -1010,23 +1010,13 @@ async fn slot_list(
     let res = blocking(move || -> Result<_, yigong_fhir::Issue> {
         let schedules = svc.search(&p2, &spec("Schedule", &[("organization", &i2)], 50))?.1;
         let from = now();
-        // One search for the free slots of every schedule, earliest first.
-        let ids: Vec<&str> = schedules.iter().map(|s| s.id.as_str()).collect();
-        let free = if ids.is_empty() {
-            vec![]
-        } else {
-            let mut q = spec("Slot", &[("schedule", &ids.join(",")), ("status", "free"), ("start", &format!("ge{from}"))], 400);
-            q.sort = vec![(SortField::Date, false)];
-            svc.search(&p2, &q)?.1
-        };
-        let free: Vec<Value> = free.iter().filter_map(|x| serde_json::from_str(&x.body).ok()).collect();
         let mut out = vec![];
         for s in schedules {
             let sv: Value = serde_json::from_str(&s.body).unwrap_or(Value::Null);
+            let free = svc.store.free_slots(&s.id, &from, 12).map_err(crate::service::store_issue)?;
             let slots: Vec<minijinja::Value> = free
                 .iter()
-                .filter(|x| x["schedule"]["reference"].as_str().and_then(|r| r.strip_prefix("Schedule/")) == Some(s.id.as_str()))
-                .take(40)
+                .filter_map(|x| serde_json::from_str::<Value>(&x.body).ok())
                 .map(|x| {
                     let held = x["extension"].as_array().into_iter().flatten().find(|e| e["url"] == yigong_care::codes::EXT_HELD_FOR_REFERRAL).and_then(|e| e["valueDateTime"].as_str()).map(local_time);
                     context! { id => x["id"].clone(), start => local_time(x["start"].as_str().unwrap_or("")), held => held }
