@@ -165,7 +165,8 @@ pub fn read_appointment(v: &Value) -> AppointmentView {
     }
 }
 
-fn label(status: &str) -> &'static str {
+/// The Chinese name of an appointment status.
+pub fn status_label(status: &str) -> &'static str {
     match status {
         "booked" => "已预约",
         "arrived" => "已签到",
@@ -191,7 +192,7 @@ pub fn appointment_step(from: Option<&str>, to: &str) -> Result<(), CareError> {
         None => CareError::invalid("bad-appointment-status", "新预约的状态必须为 booked"),
         Some(f) => CareError::conflict(
             "illegal-transition",
-            format!("预约不能从“{}”变为“{}”", label(f), label(to)),
+            format!("预约不能从“{}”变为“{}”", status_label(f), status_label(to)),
         ),
     })
 }

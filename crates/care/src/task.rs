@@ -362,6 +362,21 @@ pub fn output<'a>(task: &'a Value, code: &str) -> Option<&'a Value> {
 mod tests {
     use super::*;
 
+    /// A routine Task from a to b about p1, requested at the start of November.
+    fn fixture(flow: Flow, id: &str) -> Value {
+        new_task(
+            flow,
+            id,
+            "ServiceRequest/s1",
+            "p1",
+            "a",
+            "b",
+            "routine",
+            "requested",
+            "2026-11-01T00:00:00Z",
+        )
+    }
+
     #[test]
     fn a_new_task_reads_back() {
         let t = new_task(
@@ -386,17 +401,7 @@ mod tests {
 
     #[test]
     fn moving_records_each_step() {
-        let mut t = new_task(
-            Flow::Referral,
-            "t1",
-            "ServiceRequest/s1",
-            "p1",
-            "a",
-            "b",
-            "routine",
-            "requested",
-            "2026-11-01T00:00:00Z",
-        );
+        let mut t = fixture(Flow::Referral, "t1");
         set_state(
             &mut t,
             Flow::Referral,
@@ -415,17 +420,7 @@ mod tests {
 
     #[test]
     fn inconsistent_tasks_are_refused() {
-        let mut t = new_task(
-            Flow::Exam,
-            "t1",
-            "ServiceRequest/s1",
-            "p1",
-            "a",
-            "b",
-            "routine",
-            "requested",
-            "2026-11-01T00:00:00Z",
-        );
+        let mut t = fixture(Flow::Exam, "t1");
         t["status"] = json!("completed");
         assert_eq!(read(&t).unwrap_err().code, "status-mismatch");
         t["status"] = json!("requested");
@@ -433,17 +428,7 @@ mod tests {
         assert_eq!(read(&t).unwrap_err().code, "bad-priority");
         let plain = json!({"resourceType": "Task", "status": "draft"});
         assert_eq!(read(&plain).unwrap(), None);
-        let mut r = new_task(
-            Flow::Referral,
-            "t2",
-            "ServiceRequest/s1",
-            "p1",
-            "a",
-            "b",
-            "routine",
-            "requested",
-            "2026-11-01T00:00:00Z",
-        );
+        let mut r = fixture(Flow::Referral, "t2");
         set_state(
             &mut r,
             Flow::Referral,

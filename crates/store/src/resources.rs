@@ -603,17 +603,10 @@ fn pick_driver(c: &mut dyn Sql, q: &Query) -> Result<Option<usize>, StoreError> 
         let Clause::Param(name, matches) = &q.clauses[i] else {
             continue;
         };
-        let mut sql = String::from(
-            "SELECT count(*) FROM (SELECT 1 FROM search_index s WHERE s.rtype = ? AND s.param = ? AND (",
-        );
-        let mut p: Vec<Val> = vec![q.rtype.as_str().into(), name.as_str().into()];
-        for (j, m) in matches.iter().enumerate() {
-            if j > 0 {
-                sql.push_str(" OR ");
-            }
-            push_match(&mut sql, &mut p, "s.value", m);
-        }
-        sql.push_str(") LIMIT 5000)");
+        let mut sql = String::from("SELECT count(*) FROM (SELECT 1 FROM search_index s WHERE ");
+        let mut p: Vec<Val> = vec![];
+        push_param(&mut sql, &mut p, &q.rtype, name, matches);
+        sql.push_str(" LIMIT 5000)");
         let n = c.scalar_int(&sql, &p)?;
         if best.is_none_or(|(b, _)| n < b) {
             best = Some((n, i));
@@ -622,34 +615,35 @@ fn pick_driver(c: &mut dyn Sql, q: &Query) -> Result<Option<usize>, StoreError> 
     Ok(best.map(|(_, i)| i))
 }
 
+/// `s.rtype = ? AND s.param = ? AND (value matches …)` of one indexed parameter.
+fn push_param(sql: &mut String, params: &mut Vec<Val>, rtype: &str, name: &str, matches: &[Match]) {
+    sql.push_str("s.rtype = ? AND s.param = ? AND (");
+    params.push(rtype.into());
+    params.push(name.into());
+    for (i, m) in matches.iter().enumerate() {
+        if i > 0 {
+            sql.push_str(" OR ");
+        }
+        push_match(sql, params, "s.value", m);
+    }
+    sql.push(')');
+}
+
 fn build_where(q: &Query, scope: &Scope, driver: Option<usize>) -> (String, Vec<Val>) {
     let mut sql = String::from("r.rtype = ? AND r.deleted = 0");
     let mut params: Vec<Val> = vec![q.rtype.as_str().into()];
     for (ci, clause) in q.clauses.iter().enumerate() {
         match clause {
-            Clause::Param(name, matches) if driver.is_some_and(|d| d != ci) => {
-                sql.push_str(" AND EXISTS (SELECT 1 FROM search_index s WHERE s.rtype = ? AND s.param = ? AND s.id = r.id AND (");
-                params.push(q.rtype.as_str().into());
-                params.push(name.as_str().into());
-                for (i, m) in matches.iter().enumerate() {
-                    if i > 0 {
-                        sql.push_str(" OR ");
-                    }
-                    push_match(&mut sql, &mut params, "s.value", m);
-                }
-                sql.push_str("))");
-            }
             Clause::Param(name, matches) => {
-                sql.push_str(" AND r.id IN (SELECT s.id FROM search_index s WHERE s.rtype = ? AND s.param = ? AND (");
-                params.push(q.rtype.as_str().into());
-                params.push(name.as_str().into());
-                for (i, m) in matches.iter().enumerate() {
-                    if i > 0 {
-                        sql.push_str(" OR ");
-                    }
-                    push_match(&mut sql, &mut params, "s.value", m);
-                }
-                sql.push_str("))");
+                // The driving parameter lists ids; the others probe per candidate.
+                let probe = driver.is_some_and(|d| d != ci);
+                sql.push_str(if probe {
+                    " AND EXISTS (SELECT 1 FROM search_index s WHERE s.id = r.id AND "
+                } else {
+                    " AND r.id IN (SELECT s.id FROM search_index s WHERE "
+                });
+                push_param(&mut sql, &mut params, &q.rtype, name, matches);
+                sql.push(')');
             }
             Clause::Column(col, matches) => {
                 let c = match col {

@@ -828,6 +828,40 @@ impl<'a> FlowModel<'a> {
         }
     }
 
+    /// The ServiceRequest of an up-referral from `home` to `lead` for encounter `e`.
+    #[allow(clippy::too_many_arguments)]
+    fn up_request(
+        &self,
+        r: &mut Resident<'_>,
+        e: &Encounter,
+        home: usize,
+        lead: usize,
+        clinician: Option<&str>,
+        priority: &str,
+        requested: DateTime<Utc>,
+    ) -> (String, Value) {
+        let code = e.diagnoses[0].as_str();
+        let text = format!("{},需上级医院专科进一步诊治", icd_name(code));
+        let sr_id = r.next_id("rf", r.pid);
+        let at = fmt(requested);
+        let sr = requests::referral(
+            &Parties {
+                id: &sr_id,
+                patient: r.pid,
+                requester_org: self.id(home),
+                requester: clinician,
+                performer_org: self.id(lead),
+                priority,
+                at: &at,
+            },
+            "up",
+            code,
+            &text,
+            &[],
+        );
+        (sr_id, sr)
+    }
+
     #[allow(clippy::too_many_arguments)]
     fn push_referral(
         &self,
@@ -1062,25 +1096,8 @@ impl<'a> FlowModel<'a> {
                 },
             ),
         };
-        let code = e.diagnoses[0].as_str();
-        let text = format!("{},需上级医院专科进一步诊治", icd_name(code));
-        let sr_id = r.next_id("rf", r.pid);
-        let at = fmt(requested);
-        let sr = requests::referral(
-            &Parties {
-                id: &sr_id,
-                patient: r.pid,
-                requester_org: self.id(home),
-                requester: clinician.as_deref(),
-                performer_org: self.id(lead),
-                priority,
-                at: &at,
-            },
-            "up",
-            code,
-            &text,
-            &[],
-        );
+        let (sr_id, sr) =
+            self.up_request(r, e, home, lead, clinician.as_deref(), priority, requested);
         let pid = r.pid;
         self.push_referral(
             r,
@@ -1154,25 +1171,8 @@ impl<'a> FlowModel<'a> {
                 ));
             }
         }
-        let code = e.diagnoses[0].as_str();
-        let text = format!("{},需上级医院专科进一步诊治", icd_name(code));
-        let sr_id = r.next_id("rf", r.pid);
-        let at = fmt(requested);
-        let sr = requests::referral(
-            &Parties {
-                id: &sr_id,
-                patient: r.pid,
-                requester_org: self.id(home),
-                requester: clinician.as_deref(),
-                performer_org: self.id(lead),
-                priority,
-                at: &at,
-            },
-            "up",
-            code,
-            &text,
-            &[],
-        );
+        let (sr_id, sr) =
+            self.up_request(r, e, home, lead, clinician.as_deref(), priority, requested);
         let pid = r.pid;
         let state = self.push_referral(
             r, sr, &sr_id, pid, home, lead, priority, &steps, None, summary,

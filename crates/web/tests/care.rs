@@ -188,6 +188,34 @@ fn parties<'a>(
     }
 }
 
+/// The Task of a request `id` about pt1, in its first state.
+fn flow_task(flow: Flow, id: &str, from: &str, to: &str, priority: &str, at: &str) -> Value {
+    task::new_task(
+        flow,
+        &task::task_id(id),
+        &format!("ServiceRequest/{id}"),
+        "pt1",
+        from,
+        to,
+        priority,
+        "requested",
+        at,
+    )
+}
+
+/// An up-referral of pt1 from t1 to a hospital outside the county, filed (转外备案).
+fn out_of_county_referral(id: &str, at: &str) -> Value {
+    let mut sr = requests::referral(
+        &parties(id, "t1", "h1", "routine", at),
+        "up",
+        "C34.9",
+        "肺部占位待查",
+        &[],
+    );
+    requests::file_out_of_county(&mut sr, "四川大学华西医院", "LX-2026-0042", "县医保局 张三");
+    sr
+}
+
 /// Sends a referral (ServiceRequest + Task in one transaction).
 fn refer(s: &TestServer, token: &str, id: &str, from: &str, to: &str, priority: &str) -> Resp {
     let at = now();
@@ -198,17 +226,7 @@ fn refer(s: &TestServer, token: &str, id: &str, from: &str, to: &str, priority: 
         "急性心肌梗死",
         &[],
     );
-    let t = task::new_task(
-        Flow::Referral,
-        &task::task_id(id),
-        &format!("ServiceRequest/{id}"),
-        "pt1",
-        from,
-        to,
-        priority,
-        "requested",
-        &at,
-    );
+    let t = flow_task(Flow::Referral, id, from, to, priority, &at);
     bundle(s, token, &[sr, t])
 }
 
@@ -325,17 +343,7 @@ fn up_referral_on_the_green_channel_then_down_with_a_plan() {
         "心梗恢复期",
         &[],
     );
-    let down_task = task::new_task(
-        Flow::Referral,
-        "down1-task",
-        "ServiceRequest/down1",
-        "pt1",
-        "h1",
-        "t1",
-        "routine",
-        "requested",
-        &at,
-    );
+    let down_task = flow_task(Flow::Referral, "down1", "h1", "t1", "routine", &at);
     let before = s.snapshot();
     let r = bundle(&s, &hdoc, &[down.clone(), down_task.clone()]);
     assert_eq!(r.status, 422, "{}", r.text);
@@ -417,25 +425,8 @@ fn referrals_leave_the_community_only_with_a_filing() {
 
     // Out of county with its filing: recorded, tracked by the sender itself.
     let at = now();
-    let mut sr = requests::referral(
-        &parties("ref4", "t1", "h1", "routine", &at),
-        "up",
-        "C34.9",
-        "肺部占位待查",
-        &[],
-    );
-    requests::file_out_of_county(&mut sr, "四川大学华西医院", "LX-2026-0042", "县医保局 张三");
-    let t = task::new_task(
-        Flow::Referral,
-        "ref4-task",
-        "ServiceRequest/ref4",
-        "pt1",
-        "t1",
-        "t1",
-        "routine",
-        "requested",
-        &at,
-    );
+    let sr = out_of_county_referral("ref4", &at);
+    let t = flow_task(Flow::Referral, "ref4", "t1", "t1", "routine", &at);
     let r = bundle(&s, &tdoc, &[sr.clone(), t.clone()]);
     assert_eq!(r.status, 200, "{}", r.text);
     assert_eq!(
@@ -456,17 +447,7 @@ fn referrals_leave_the_community_only_with_a_filing() {
         &[],
     );
     bare["performer"] = json!([{ "display": "四川大学华西医院" }]);
-    let t5 = task::new_task(
-        Flow::Referral,
-        "ref5-task",
-        "ServiceRequest/ref5",
-        "pt1",
-        "t1",
-        "t1",
-        "routine",
-        "requested",
-        &at,
-    );
+    let t5 = flow_task(Flow::Referral, "ref5", "t1", "t1", "routine", &at);
     let r = bundle(&s, &tdoc, &[bare, t5]);
     assert_eq!(r.status, 422, "{}", r.text);
 }
@@ -478,17 +459,7 @@ fn order_and_receive(s: &TestServer, id: &str, item: &str, reason: Option<&str>)
     let mut p = parties(id, "t1", "h1", "routine", &at);
     p.requester = Some("junior1");
     let sr = requests::exam_order(&p, exams::item(item).unwrap(), &format!("BC{id}"), reason);
-    let t = task::new_task(
-        Flow::Exam,
-        &task::task_id(id),
-        &format!("ServiceRequest/{id}"),
-        "pt1",
-        "t1",
-        "h1",
-        "routine",
-        "requested",
-        &at,
-    );
+    let t = flow_task(Flow::Exam, id, "t1", "h1", "routine", &at);
     let r = bundle(s, &tdoc, &[sr, t]);
     if r.status != 200 {
         return r;
@@ -717,17 +688,7 @@ fn remote_consultation_by_an_expert_of_the_pool() {
         "患者反复胸闷,心电图ST段改变,请心内科会诊",
         &[],
     );
-    let t = task::new_task(
-        Flow::Consult,
-        "con1-task",
-        "ServiceRequest/con1",
-        "pt1",
-        "t1",
-        "h1",
-        "routine",
-        "requested",
-        &at,
-    );
+    let t = flow_task(Flow::Consult, "con1", "t1", "h1", "routine", &at);
     assert_eq!(bundle(&s, &tdoc, &[sr, t]).status, 200);
     assert_eq!(step(&s, &hdoc, "con1-task", "accepted", |_| {}).status, 422);
     let r = step(&s, &hdoc, "con1-task", "accepted", |t| {
@@ -1174,25 +1135,8 @@ fn care_resources_validate_as_fhir_r4() {
         200
     );
     let at = now();
-    let mut sr = requests::referral(
-        &parties("v2", "t1", "h1", "routine", &at),
-        "up",
-        "C34.9",
-        "肺部占位待查",
-        &[],
-    );
-    requests::file_out_of_county(&mut sr, "四川大学华西医院", "LX-2026-0042", "县医保局 张三");
-    let t = task::new_task(
-        Flow::Referral,
-        "v2-task",
-        "ServiceRequest/v2",
-        "pt1",
-        "t1",
-        "t1",
-        "routine",
-        "requested",
-        &at,
-    );
+    let sr = out_of_county_referral("v2", &at);
+    let t = flow_task(Flow::Referral, "v2", "t1", "t1", "routine", &at);
     assert_eq!(bundle(&s, &tdoc, &[sr, t]).status, 200);
     order_and_receive(&s, "v3", "ECG12", None);
     assert_eq!(
@@ -1229,17 +1173,7 @@ fn care_resources_validate_as_fhir_r4() {
     );
     assert_eq!(bundle(&s, &hdoc, &[o, r]).status, 200);
     let sr = requests::consult(&parties("v5", "t1", "h1", "routine", &at), "请会诊", &[]);
-    let t = task::new_task(
-        Flow::Consult,
-        "v5-task",
-        "ServiceRequest/v5",
-        "pt1",
-        "t1",
-        "h1",
-        "routine",
-        "requested",
-        &at,
-    );
+    let t = flow_task(Flow::Consult, "v5", "t1", "h1", "routine", &at);
     assert_eq!(bundle(&s, &tdoc, &[sr, t]).status, 200);
     assert_eq!(
         step(&s, &hdoc, "v5-task", "accepted", |t| task::set_assignee(
@@ -1269,17 +1203,7 @@ fn care_resources_validate_as_fhir_r4() {
         "恢复期",
         &["DocumentReference/v7s".into(), "CarePlan/v7p".into()],
     );
-    let t = task::new_task(
-        Flow::Referral,
-        "v7-task",
-        "ServiceRequest/v7",
-        "pt1",
-        "h1",
-        "t1",
-        "routine",
-        "requested",
-        &at,
-    );
+    let t = flow_task(Flow::Referral, "v7", "h1", "t1", "routine", &at);
     assert_eq!(bundle(&s, &hdoc, &[summary, plan, down, t]).status, 200);
 
     let out = tempfile::tempdir().unwrap();

@@ -62,14 +62,7 @@ fn kind_label(kind: &str) -> &'static str {
 
 fn state_name(kind: &str, state: &str) -> &'static str {
     if kind == "appointment" {
-        return match state {
-            "booked" => "已预约",
-            "arrived" => "已签到",
-            "fulfilled" => "已就诊",
-            "cancelled" => "已取消",
-            "noshow" => "爽约",
-            _ => "未知",
-        };
+        return slots::status_label(state);
     }
     state_label(state)
 }
@@ -115,6 +108,13 @@ fn is_institution(n: &TreeNode) -> bool {
         n.kind.as_deref(),
         Some("county" | "community" | "department") | None
     )
+}
+
+fn notice_rows(notices: Vec<yigong_store::care::Notice>) -> Vec<minijinja::Value> {
+    notices
+        .into_iter()
+        .map(|n| context! { seq => n.seq, text => n.text, at => local_time(&n.at), item => n.item, unread => n.read_at.is_none(), kind => n.kind })
+        .collect()
 }
 
 /// Institutions a user without one of their own may choose from.
@@ -174,10 +174,7 @@ async fn workbench(
             })
             .collect()
     };
-    let notices: Vec<minijinja::Value> = notices
-        .into_iter()
-        .map(|n| context! { seq => n.seq, text => n.text, at => local_time(&n.at), item => n.item, unread => n.read_at.is_none(), kind => n.kind })
-        .collect();
+    let notices = notice_rows(notices);
     render(
         &st,
         "care_home.html",
@@ -1255,10 +1252,7 @@ async fn notices_fragment(
         Ok(v) => v,
         Err(e) => return store_fail(&st, &p, e),
     };
-    let notices: Vec<minijinja::Value> = notices
-        .into_iter()
-        .map(|n| context! { seq => n.seq, text => n.text, at => local_time(&n.at), item => n.item, unread => n.read_at.is_none(), kind => n.kind })
-        .collect();
+    let notices = notice_rows(notices);
     render(&st, "care_notices.html", context! { notices => notices })
 }
 
