@@ -1189,7 +1189,8 @@ impl Store {
             p.push(Val::Int(q.offset));
             let rows = c.query(
                 &format!(
-                    "SELECT {ITEM_COLS} {sql} ORDER BY state, created DESC, id LIMIT ? OFFSET ?"
+                    // Backwards along the index (state, created): no sort, the page stops early.
+                    "SELECT {ITEM_COLS} {sql} ORDER BY state DESC, created DESC LIMIT ? OFFSET ?"
                 ),
                 &p,
             )?;
@@ -1197,7 +1198,7 @@ impl Store {
         })
     }
 
-    /// Counts per (kind, state) of what is addressed to or sent by an institution.
+    /// Counts per (kind, state) of the open work addressed to or sent by an institution.
     pub fn care_counts(
         &self,
         inst: &str,
@@ -1208,9 +1209,19 @@ impl Store {
             Direction::Outgoing => "req_inst",
         };
         self.db().read(|c| {
+            // Open work only: an index range per (kind, state), not the institution's history.
+            let open = ["draft", "requested", "accepted", "scheduled", "arrived", "collected", "in-transit", "received", "answered", "booked"];
+            let kinds = ["referral", "exam", "consult", "critical-ack", "appointment"];
+            let mut p: Vec<Val> = vec![inst.into()];
+            p.extend(kinds.iter().map(|k| Val::from(*k)));
+            p.extend(open.iter().map(|s| Val::from(*s)));
             let rows = c.query(
-                &format!("SELECT kind, state, count(*) FROM care_item WHERE {col} = ? GROUP BY kind, state ORDER BY kind, state"),
-                &[inst.into()],
+                &format!(
+                    "SELECT kind, state, count(*) FROM care_item WHERE {col} = ? AND kind IN ({}) AND state IN ({}) GROUP BY kind, state ORDER BY kind, state",
+                    vec!["?"; kinds.len()].join(", "),
+                    vec!["?"; open.len()].join(", ")
+                ),
+                &p,
             )?;
             Ok(rows
                 .into_iter()

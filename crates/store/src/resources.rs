@@ -408,6 +408,32 @@ impl Store {
             if q.count_only {
                 return Ok((total, vec![]));
             }
+            // In id order (no other sort), one exact indexed value walks its index
+            // entries in id order and stops at the page: `ServiceRequest?performer=X`
+            // no longer sorts a lead hospital's whole year to show twenty.
+            let lead = driver.or_else(|| {
+                q.clauses.iter().position(|c| matches!(c, Clause::Param(..)))
+            });
+            if q.sort.is_empty()
+                && let Some(li) = lead
+                && let Clause::Param(name, ms) = &q.clauses[li]
+                && let [Match::Eq(value)] = ms.as_slice()
+            {
+                let mut rest = q.clone();
+                rest.clauses.remove(li);
+                // Every remaining indexed parameter is probed per row.
+                let (rest_sql, rest_params) = build_where(&rest, scope, Some(usize::MAX));
+                let mut p: Vec<Val> = vec![q.rtype.as_str().into(), name.as_str().into(), value.as_str().into()];
+                p.extend(rest_params);
+                p.push(Val::Int(q.limit));
+                p.push(Val::Int(q.offset));
+                let sql = format!(
+                    "SELECT {SELECT_COLS} FROM search_index d JOIN resource r ON r.rtype = d.rtype AND r.id = d.id \
+                     WHERE d.rtype = ? AND d.param = ? AND d.value = ? AND {rest_sql} ORDER BY d.id LIMIT ? OFFSET ?"
+                );
+                let rows = c.query(&sql, &p)?;
+                return Ok((total, rows.into_iter().map(stored_from_row).collect()));
+            }
             let mut params = params.clone();
             let mut order = Vec::new();
             for s in &q.sort {
