@@ -1237,6 +1237,22 @@ impl Store {
         })
     }
 
+    /// The institution's next booked or checked-in appointments from `from` (epoch seconds), soonest first.
+    pub fn care_upcoming_appointments(
+        &self,
+        inst: &str,
+        from: i64,
+        limit: i64,
+    ) -> Result<Vec<CareItem>, StoreError> {
+        self.db().read(|c| {
+            let rows = c.query(
+                &format!("SELECT {ITEM_COLS} FROM care_item WHERE perf_inst = ? AND kind = 'appointment' AND state IN ('booked', 'arrived') AND created >= ? ORDER BY created LIMIT ?"),
+                &[inst.into(), Val::Int(from), Val::Int(limit)],
+            )?;
+            Ok(rows.into_iter().map(item_from_row).collect())
+        })
+    }
+
     pub fn care_item(&self, id: &str) -> Result<Option<CareItem>, StoreError> {
         self.db().read(|c| {
             Ok(c.query_one(

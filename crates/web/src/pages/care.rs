@@ -12,6 +12,7 @@ use axum::routing::post;
 use serde_json::json;
 use yigong_care::requests::{self, Parties, ResultValue};
 use yigong_care::{Flow, exams, slots, state_label, task};
+use yigong_store::Stored;
 use yigong_store::care::{CareItem, Direction, Worklist};
 
 pub fn routes() -> Router<AppState> {
@@ -1021,7 +1022,15 @@ async fn slot_list(
                 .collect();
             out.push(context! { id => s.id, service => sv["serviceType"][0]["text"].clone(), comment => sv["comment"].clone(), slots => slots });
         }
-        let appts = svc.search(&p2, &spec("Appointment", &[("date", &format!("ge{}", &from[..10]))], 50))?.1;
+        // The institution's upcoming bookings from its worklist rows (indexed by
+        // institution and time), each read by id and checked against the scope.
+        let today = chrono::Utc::now().timestamp() - 86_400;
+        let upcoming = svc.store.care_upcoming_appointments(&i2, today, 50).map_err(crate::service::store_issue)?;
+        let appts: Vec<Stored> = upcoming
+            .iter()
+            .filter_map(|it| svc.store.read("Appointment", &it.id).ok().flatten())
+            .filter(|a| a.visible_to(&p2.0.scope))
+            .collect();
         let appts: Vec<minijinja::Value> = appts
             .iter()
             .filter_map(|a| Some((a.version, serde_json::from_str::<Value>(&a.body).ok()?)))
