@@ -263,7 +263,8 @@ type LitePool = r2d2::Pool<SqliteConnectionManager>;
 /// PostgreSQL pool.
 pub enum Db {
     Sqlite {
-        writer: Writer,
+        /// Boxed: the writer's state is large beside a PostgreSQL pool handle.
+        writer: Box<Writer>,
         readers: LitePool,
         /// Moves WAL pages into the database file off the request path.
         checkpointer: Checkpointer,
@@ -373,7 +374,7 @@ impl Db {
             .min_idle(Some(2))
             .build(manager)?;
         Ok(Db::Sqlite {
-            writer: Writer::new(writer),
+            writer: Box::new(Writer::new(writer)),
             readers,
             checkpointer: Checkpointer::start(path)?,
         })
