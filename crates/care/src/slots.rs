@@ -152,15 +152,7 @@ pub fn read_appointment(v: &Value) -> AppointmentView {
             .unwrap_or("")
             .to_string(),
         slot: first_ref("slot", "Slot"),
-        patient: v
-            .get("participant")
-            .and_then(Value::as_array)
-            .into_iter()
-            .flatten()
-            .filter_map(|p| p.get("actor")?.get("reference")?.as_str())
-            .filter_map(parse_reference)
-            .find(|(t, _)| *t == "Patient")
-            .map(|(_, id)| id.to_string()),
+        patient: yigong_fhir::extract::appointment_patient(v).map(str::to_string),
         referral: first_ref("basedOn", "ServiceRequest"),
     }
 }

@@ -229,6 +229,17 @@ fn index_common(index: &mut Vec<(String, String)>, v: &Value) {
     }
 }
 
+/// The patient taking part in an Appointment (`participant.actor`).
+pub fn appointment_patient(v: &Value) -> Option<&str> {
+    v.get("participant")?
+        .as_array()?
+        .iter()
+        .filter_map(|p| p.get("actor")?.get("reference")?.as_str())
+        .filter_map(parse_reference)
+        .find(|(t, _)| *t == "Patient")
+        .map(|(_, id)| id)
+}
+
 /// The `recorded-at` extension: the institution a record was made at.
 fn recorded_at(v: &Value) -> Option<String> {
     extension(v, EXT_RECORDED_AT)
@@ -461,15 +472,7 @@ pub fn check_and_extract(rtype: &str, v: &Value, now: DateTime<Utc>) -> Result<E
         .find_map(|k| ref_id(v, k, "Patient"))
         .map(str::to_string);
     if ex.patient.is_none() && rtype == "Appointment" {
-        ex.patient = v
-            .get("participant")
-            .and_then(Value::as_array)
-            .into_iter()
-            .flatten()
-            .filter_map(|p| p.get("actor")?.get("reference")?.as_str())
-            .filter_map(parse_reference)
-            .find(|(t, _)| *t == "Patient")
-            .map(|(_, id)| id.to_string());
+        ex.patient = appointment_patient(v).map(str::to_string);
     }
     ex.org = [
         "managingOrganization",
