@@ -138,6 +138,9 @@ fn demo_users(store: &Store) -> Result<Vec<(User, &'static str)>> {
     let c2 = communities.get(1).cloned().unwrap_or_else(|| c1.clone());
     let lead1 = find(&|n| n.lead && n.comm.as_deref() == Some(c1.as_str()));
     let lead2 = find(&|n| n.lead && n.comm.as_deref() == Some(c2.as_str()));
+    let township = find(&|n| {
+        n.kind.as_deref() == Some("township-centre") && n.comm.as_deref() == Some(c1.as_str())
+    });
     let village = find(&|n| {
         n.kind.as_deref() == Some("village-clinic") && n.comm.as_deref() == Some(c1.as_str())
     });
@@ -218,6 +221,16 @@ fn demo_users(store: &Store) -> Result<Vec<(User, &'static str)>> {
                 lead2,
             ),
             "第二医共体",
+        ),
+        (
+            u(
+                "town1",
+                "陈医生",
+                Role::Clinician,
+                Scope::Institution(township.clone().unwrap_or_default()),
+                township,
+            ),
+            "第一医共体的一家乡镇卫生院(转诊、开检查单)",
         ),
         (
             u(
