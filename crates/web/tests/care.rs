@@ -1277,3 +1277,61 @@ fn flow_rules_are_configured_whole_or_not_at_all() {
     assert_eq!(r.status, 422, "{}", r.text);
     assert!(r.text.contains("心电中心"), "{}", r.text);
 }
+
+#[test]
+fn a_clinic_session_is_published_with_slots_held_for_referrals() {
+    let s = TestServer::start();
+    seed(&s);
+    let hdoc = token(&s, "hdoc");
+    let post = |form: &str| {
+        let mut r = s
+            .agent
+            .post(s.url("/care/sessions"))
+            .header("Cookie", format!("yigong_session={hdoc}"))
+            .header("Content-Type", "application/x-www-form-urlencoded")
+            .send(form)
+            .unwrap();
+        (r.status().as_u16(), r.body_mut().read_to_string().unwrap())
+    };
+    let day =
+        (chrono::Utc::now() + chrono::Duration::days(5)).with_timezone(&chrono_tz::Asia::Shanghai);
+    let start = day.format("%Y-%m-%dT08:30").to_string();
+    let before = s.snapshot();
+    let (status, body) = post(&format!(
+        "inst=h1&practitioner=expert1&service=%E5%BF%83%E5%86%85%E7%A7%91&start={start}&slots=0&minutes=15&held_percent=30&release_hours=48"
+    ));
+    assert_eq!(status, 422, "{body}");
+    assert_eq!(s.snapshot(), before);
+    let (status, body) = post(&format!(
+        "inst=h1&practitioner=expert1&service=%E5%BF%83%E5%86%85%E7%A7%91&start={start}&slots=10&minutes=15&held_percent=30&release_hours=48"
+    ));
+    assert_eq!(status, 303, "{body}");
+    let r = s.get(
+        &hdoc,
+        "/fhir/Slot?schedule=Schedule/sch-h1-expert1&_count=50",
+    );
+    let slots: Vec<Value> = r.json()["entry"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["resource"].clone())
+        .collect();
+    assert_eq!(slots.len(), 10);
+    let held = slots
+        .iter()
+        .filter(|x| x.to_string().contains("held-for-referral"))
+        .count();
+    assert_eq!(held, 3);
+    // A township user books a held slot only with a referral.
+    let tdoc = token(&s, "tdoc");
+    let held_id = slots
+        .iter()
+        .find(|x| x.to_string().contains("held-for-referral"))
+        .unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(book(&s, &tdoc, "ap-h", &held_id, None).status, 409);
+    assert_eq!(refer(&s, &tdoc, "ref-h", "t1", "h1", "routine").status, 200);
+    assert_eq!(book(&s, &tdoc, "ap-h", &held_id, Some("ref-h")).status, 201);
+}

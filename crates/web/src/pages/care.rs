@@ -26,6 +26,7 @@ pub fn routes() -> Router<AppState> {
         .route("/care/recognise", post(recognise))
         .route("/care/slots", get(slot_list))
         .route("/care/book", post(book))
+        .route("/care/sessions", post(publish_session))
         .route("/care/appointments/{id}/status", post(appointment_status))
         .route("/care/notices/{seq}/read", post(notice_read))
         .route("/care/stats", get(stats))
@@ -1300,5 +1301,99 @@ async fn rules_put(State(st): State<AppState>, p: Principal, body: axum::body::B
     match blocking(move || store.set_care_rules(&actor, rules)).await {
         Ok(()) => rules_get(State(st), p).await,
         Err(e) => json_error(StatusCode::UNPROCESSABLE_ENTITY, e.to_string()),
+    }
+}
+
+#[derive(Deserialize)]
+struct SessionForm {
+    /// Where the clinic is held (the lead hospital, or a township centre for an expert's clinic there).
+    inst: String,
+    practitioner: String,
+    service: String,
+    /// Local date and first slot time, `2026-12-05T08:30`.
+    start: String,
+    slots: u32,
+    minutes: i64,
+    /// Percent of the slots held for referrals from member units.
+    held_percent: u32,
+    /// Hours before the session at which held slots open to everyone.
+    release_hours: i64,
+}
+
+/// Publishes one clinic session: its Schedule (one per practitioner, service and
+/// place) and its Slots, a share held for referrals until the release time (号源下沉).
+async fn publish_session(
+    State(st): State<AppState>,
+    p: Principal,
+    Form(f): Form<SessionForm>,
+) -> Response {
+    let svc = st.svc.clone();
+    let p2 = p.clone();
+    let inst = f.inst.clone();
+    let res = blocking_write(move || -> Result<(), yigong_fhir::Issue> {
+        let bad = |msg: &str| yigong_fhir::Issue::unprocessable("session", msg.to_string());
+        if !(1..=60).contains(&f.slots)
+            || !(5..=120).contains(&f.minutes)
+            || f.held_percent > 100
+            || !(0..=24 * 14).contains(&f.release_hours)
+        {
+            return Err(bad(
+                "号源数须为1–60,每号5–120分钟,预留比例0–100%,提前开放0–336小时",
+            ));
+        }
+        let first = form_time(&f.start).ok_or_else(|| bad("出诊时间格式错误"))?;
+        let first = chrono::DateTime::parse_from_rfc3339(&first)
+            .map_err(|_| bad("出诊时间格式错误"))?
+            .with_timezone(&Utc);
+        if first <= Utc::now() {
+            return Err(bad("只能发布未来的出诊"));
+        }
+        svc.read(&p2, "Practitioner", f.practitioner.trim())?;
+        let ascii = |s: &str| {
+            s.chars()
+                .filter(|c| c.is_ascii_alphanumeric() || *c == '-')
+                .collect::<String>()
+        };
+        let schedule_id = format!("sch-{}-{}", ascii(&f.inst), ascii(f.practitioner.trim()));
+        let mut resources = vec![];
+        if svc
+            .store
+            .read("Schedule", &schedule_id)
+            .map_err(crate::service::store_issue)?
+            .is_none()
+        {
+            resources.push(slots::schedule(
+                &schedule_id,
+                f.practitioner.trim(),
+                &f.inst,
+                f.service.trim(),
+                "专家出诊",
+            ));
+        }
+        let release = (first - chrono::Duration::hours(f.release_hours))
+            .to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+        let held = (f.slots * f.held_percent).div_ceil(100);
+        let stamp = first.format("%Y%m%d%H%M").to_string();
+        for i in 0..f.slots {
+            let start = first + chrono::Duration::minutes(f.minutes * i as i64);
+            let end = start + chrono::Duration::minutes(f.minutes);
+            let fmt =
+                |t: chrono::DateTime<Utc>| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+            let id = format!("{schedule_id}-{stamp}-{i:02}");
+            resources.push(slots::slot(
+                &id,
+                &schedule_id,
+                &fmt(start),
+                &fmt(end),
+                (i < held).then_some(release.as_str()),
+            ));
+        }
+        svc.write_all(&p2, resources)?;
+        Ok(())
+    })
+    .await;
+    match res {
+        Ok(()) => Redirect::to(&format!("/care/slots?inst={inst}")).into_response(),
+        Err(e) => fail(&st, &p, e),
     }
 }
