@@ -1335,3 +1335,84 @@ fn a_clinic_session_is_published_with_slots_held_for_referrals() {
     assert_eq!(refer(&s, &tdoc, "ref-h", "t1", "h1", "routine").status, 200);
     assert_eq!(book(&s, &tdoc, "ap-h", &held_id, Some("ref-h")).status, 201);
 }
+
+#[test]
+fn malformed_flows_are_refused_and_change_nothing() {
+    let s = TestServer::start();
+    seed(&s);
+    let (tdoc, hdoc) = (token(&s, "tdoc"), token(&s, "hdoc"));
+    let at = now();
+    let before = s.snapshot();
+    // A Task may not be created already accepted, nor point at another flow's request.
+    let sr = requests::referral(
+        &parties("m1", "t1", "h1", "routine", &at),
+        "up",
+        "I10",
+        "高血压",
+        &[],
+    );
+    let mut t = flow_task(Flow::Referral, "m1", "t1", "h1", "routine", &at);
+    task::set_state(&mut t, Flow::Referral, "accepted", &at, None);
+    let r = bundle(&s, &tdoc, &[sr.clone(), t]);
+    assert_eq!(r.status, 422, "{}", r.text);
+    assert!(r.text.contains("已申请"), "{}", r.text);
+    let wrong = flow_task(Flow::Consult, "m1", "t1", "h1", "routine", &at);
+    let r = bundle(&s, &tdoc, &[sr, wrong]);
+    assert_eq!(r.status, 422, "{}", r.text);
+    // A Task whose status disagrees with its business status.
+    let sr = requests::referral(
+        &parties("m2", "t1", "h1", "routine", &at),
+        "up",
+        "I10",
+        "高血压",
+        &[],
+    );
+    let mut t = flow_task(Flow::Referral, "m2", "t1", "h1", "routine", &at);
+    t["status"] = json!("completed");
+    let r = bundle(&s, &tdoc, &[sr, t]);
+    assert_eq!(r.status, 422, "{}", r.text);
+    // An exam item that is not in the catalogue.
+    let mut ex = requests::exam_order(
+        &parties("m3", "t1", "h1", "routine", &at),
+        exams::item("CBC").unwrap(),
+        "B-m3",
+        None,
+    );
+    ex["code"]["coding"][0]["code"] = json!("NOT-AN-ITEM");
+    let r = bundle(
+        &s,
+        &tdoc,
+        &[ex, flow_task(Flow::Exam, "m3", "t1", "h1", "routine", &at)],
+    );
+    assert_eq!(r.status, 422, "{}", r.text);
+    assert!(r.text.contains("NOT-AN-ITEM"), "{}", r.text);
+    assert_eq!(s.snapshot(), before);
+
+    // A report before the centre has received the exam.
+    let sr = requests::exam_order(
+        &parties("m4", "t1", "h1", "routine", &at),
+        exams::item("ECG12").unwrap(),
+        "B-m4",
+        None,
+    );
+    assert_eq!(
+        bundle(
+            &s,
+            &tdoc,
+            &[sr, flow_task(Flow::Exam, "m4", "t1", "h1", "routine", &at)]
+        )
+        .status,
+        200
+    );
+    let before = s.snapshot();
+    let r = bundle(&s, &hdoc, &ecg_report("m4r", "m4", 70.0, "窦性心律", false));
+    assert_eq!(r.status, 409, "{}", r.text);
+    assert!(r.text.contains("尚未被检查中心签收"), "{}", r.text);
+    // A booking of a slot that does not exist.
+    let a = json!({ "resourceType": "Appointment", "id": "m5", "status": "booked",
+        "slot": [{ "reference": "Slot/nope" }],
+        "participant": [{ "actor": { "reference": "Patient/pt1" }, "status": "accepted" }] });
+    let r = s.put(&hdoc, "/fhir/Appointment/m5", &a.to_string(), None);
+    assert_eq!(r.status, 422, "{}", r.text);
+    assert_eq!(s.snapshot(), before);
+}
