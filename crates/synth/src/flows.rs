@@ -297,6 +297,16 @@ impl SlotBook {
     }
 }
 
+/// The parties and time of a referral asked at the home centre.
+struct HomeReferral {
+    lead: usize,
+    home: usize,
+    priority: &'static str,
+    clinician: Option<String>,
+    taker: Option<String>,
+    requested: DateTime<Utc>,
+}
+
 /// What is known of the resident whose flows are being made.
 struct Resident<'p> {
     /// The resident's own record (at the home institution).
@@ -1031,6 +1041,28 @@ impl<'a> FlowModel<'a> {
         }
     }
 
+    /// Who and when of a referral asked at a visit to the home centre (the
+    /// same draws, in the same order, for refused and for under-way ones).
+    fn home_referral(&self, rng: &mut impl Rng, r: &Resident<'_>, e: &Encounter) -> HomeReferral {
+        let (lead, home) = (r.lead, r.home);
+        let priority = if rng.random_bool(0.08) {
+            "urgent"
+        } else {
+            "routine"
+        };
+        let clinician = e.practitioner.clone().or_else(|| self.physician(rng, home));
+        let taker = self.physician(rng, lead);
+        let requested = e.start + minutes(rng.random_range(10..=60));
+        HomeReferral {
+            lead,
+            home,
+            priority,
+            clinician,
+            taker,
+            requested,
+        }
+    }
+
     /// A referral asked at a home-centre visit that the lead hospital refused or
     /// the centre withdrew.
     fn referral_refused(
@@ -1040,16 +1072,14 @@ impl<'a> FlowModel<'a> {
         e: &Encounter,
         summary: &mut Summary,
     ) {
-        let lead = r.lead;
-        let home = r.home;
-        let priority = if rng.random_bool(0.08) {
-            "urgent"
-        } else {
-            "routine"
-        };
-        let clinician = e.practitioner.clone().or_else(|| self.physician(rng, home));
-        let taker = self.physician(rng, lead);
-        let requested = e.start + minutes(rng.random_range(10..=60));
+        let HomeReferral {
+            lead,
+            home,
+            priority,
+            clinician,
+            taker,
+            requested,
+        } = self.home_referral(rng, r, e);
         let answered = requested + response_delay(rng, priority);
         let (steps, reason) = match pick(rng, &[(0u8, 5), (1, 2), (2, 1)]) {
             0 => {
@@ -1123,16 +1153,14 @@ impl<'a> FlowModel<'a> {
         e: &Encounter,
         summary: &mut Summary,
     ) {
-        let lead = r.lead;
-        let home = r.home;
-        let priority = if rng.random_bool(0.08) {
-            "urgent"
-        } else {
-            "routine"
-        };
-        let clinician = e.practitioner.clone().or_else(|| self.physician(rng, home));
-        let taker = self.physician(rng, lead);
-        let requested = e.start + minutes(rng.random_range(10..=60));
+        let HomeReferral {
+            lead,
+            home,
+            priority,
+            clinician,
+            taker,
+            requested,
+        } = self.home_referral(rng, r, e);
         let accepted = requested + response_delay(rng, priority);
         let scheduled = accepted + minutes(rng.random_range(5..=120));
         let mut booked = None;
