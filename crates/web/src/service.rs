@@ -16,6 +16,7 @@ pub struct Service {
     /// Organisation names for pages, loaded on first use and dropped when an
     /// Organization is written through the service.
     org_names: std::sync::RwLock<Option<Arc<std::collections::HashMap<String, String>>>>,
+    org_tree: std::sync::RwLock<Option<Arc<Vec<yigong_store::TreeNode>>>>,
 }
 
 #[derive(Debug, Clone)]
@@ -103,6 +104,7 @@ impl Service {
         Service {
             store,
             org_names: std::sync::RwLock::new(None),
+            org_tree: std::sync::RwLock::new(None),
         }
     }
 
@@ -128,6 +130,23 @@ impl Service {
         map
     }
 
+    /// The organisation tree (blocking on first use; dropped when an
+    /// Organization is written through the service), so pages that pick
+    /// institutions do not read the whole tree per request.
+    pub fn org_tree(&self) -> Arc<Vec<yigong_store::TreeNode>> {
+        if let Some(t) = self
+            .org_tree
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .as_ref()
+        {
+            return t.clone();
+        }
+        let tree = Arc::new(self.store.org_tree().unwrap_or_default());
+        *self.org_tree.write().unwrap_or_else(|p| p.into_inner()) = Some(tree.clone());
+        tree
+    }
+
     pub fn org_names_loaded(&self) -> bool {
         self.org_names
             .read()
@@ -138,6 +157,7 @@ impl Service {
     fn org_written(&self, rtype: &str) {
         if rtype == "Organization" {
             *self.org_names.write().unwrap_or_else(|p| p.into_inner()) = None;
+            *self.org_tree.write().unwrap_or_else(|p| p.into_inner()) = None;
         }
     }
 

@@ -96,7 +96,7 @@ fn acting_inst(st: &AppState, p: &Principal, asked: Option<&str>) -> Option<Stri
         return Some(i.clone());
     }
     let asked = asked.filter(|a| !a.is_empty())?;
-    let tree = st.svc.store.org_tree().ok()?;
+    let tree = st.svc.org_tree();
     let node = tree.iter().find(|n| n.id == asked)?;
     match &p.0.scope {
         Scope::County => Some(asked.to_string()),
@@ -124,7 +124,7 @@ fn choosable(st: &AppState, p: &Principal) -> Vec<minijinja::Value> {
     if p.0.institution.is_some() {
         return vec![];
     }
-    let tree = st.svc.store.org_tree().unwrap_or_default();
+    let tree = st.svc.org_tree();
     tree.iter()
         .filter(|n| {
             is_institution(n)
@@ -709,7 +709,7 @@ struct NewQuery {
 
 /// Institutions a request from `inst` may go to, by flow.
 fn targets(st: &AppState, inst: &str, kind: &str, direction: &str) -> Vec<minijinja::Value> {
-    let tree = st.svc.store.org_tree().unwrap_or_default();
+    let tree = st.svc.org_tree();
     let Some(me) = tree.iter().find(|n| n.id == inst) else {
         return vec![];
     };
@@ -1026,7 +1026,7 @@ async fn slot_list(
         // The institution's upcoming bookings from its worklist rows (indexed by
         // institution and time), each read by id and checked against the scope.
         let today = chrono::Utc::now().timestamp() - 86_400;
-        let upcoming = svc.store.care_upcoming_appointments(&i2, today, 50).map_err(crate::service::store_issue)?;
+        let upcoming = svc.store.care_upcoming_appointments(&i2, today, 20).map_err(crate::service::store_issue)?;
         let appts: Vec<Stored> = upcoming
             .iter()
             .filter_map(|it| svc.store.read("Appointment", &it.id).ok().flatten())
