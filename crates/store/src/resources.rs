@@ -458,6 +458,36 @@ impl Store {
         })
     }
 
+    /// The display names (the first `name` search value) of some resources, by id:
+    /// one query for a page's worth of patients instead of reading each record.
+    pub fn display_names(
+        &self,
+        rtype: &str,
+        ids: &[String],
+    ) -> Result<std::collections::HashMap<String, String>, StoreError> {
+        if ids.is_empty() {
+            return Ok(Default::default());
+        }
+        self.db().read(|c| {
+            let mut p: Vec<Val> = vec![rtype.into()];
+            p.extend(ids.iter().map(|i| Val::from(i.as_str())));
+            let rows = c.query(
+                &format!(
+                    "SELECT id, sname FROM resource WHERE rtype = ? AND id IN ({}) AND sname IS NOT NULL",
+                    vec!["?"; ids.len()].join(", ")
+                ),
+                &p,
+            )?;
+            Ok(rows
+                .into_iter()
+                .filter_map(|r| {
+                    let mut it = r.into_iter();
+                    Some((it.next()?.into_string()?, it.next()?.into_string()?))
+                })
+                .collect())
+        })
+    }
+
     /// The next free slots of a schedule from `from` on, in time order (the
     /// `free-start` index entry every free Slot carries). Slots are public.
     pub fn free_slots(

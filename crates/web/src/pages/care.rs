@@ -271,18 +271,13 @@ async fn worklist(
 }
 
 fn patient_names(st: &AppState, items: &[CareItem]) -> HashMap<String, String> {
-    let mut out = HashMap::new();
-    for it in items {
-        if let Some(pid) = &it.patient
-            && !out.contains_key(pid)
-            && let Ok(Some(s)) = st.svc.store.read("Patient", pid)
-            && let Ok(v) = serde_json::from_str::<Value>(&s.body)
-        {
-            let name = v["name"][0]["text"].as_str().unwrap_or(pid).to_string();
-            out.insert(pid.clone(), name);
-        }
-    }
-    out
+    let mut ids: Vec<String> = items.iter().filter_map(|it| it.patient.clone()).collect();
+    ids.sort();
+    ids.dedup();
+    st.svc
+        .store
+        .display_names("Patient", &ids)
+        .unwrap_or_default()
 }
 
 fn row_ctx(
