@@ -320,8 +320,16 @@ fn index_references(index: &mut Vec<(String, String)>, rtype: &str, v: &Value) {
                 .and_then(normalize_date),
         )
     {
-        // A clinic's free slots in time order, straight from the index (号源列表).
-        index.push(("free-start".into(), format!("{schedule}|{start}")));
+        // A clinic's free slots in time order, straight from the index (号源列表):
+        // `schedule|start|held-until`, so the list needs no record bodies.
+        let held = extension(
+            v,
+            "https://yigong.org.cn/fhir/StructureDefinition/held-for-referral",
+        )
+        .and_then(|e| e.get("valueDateTime")?.as_str())
+        .and_then(normalize_date)
+        .unwrap_or_default();
+        index.push(("free-start".into(), format!("{schedule}|{start}|{held}")));
     }
     if rtype == "Task" {
         // Worklists ask for one institution's tasks in one state: a composite

@@ -15,8 +15,8 @@ mod stats;
 pub use auth::{Role, User};
 pub use db::{Db, Dialect, Sql, Val};
 pub use resources::{
-    Clause, Column, Doc, Match, OrgNode, Precondition, Query, Sort, SortKey, Stored, WriteResult,
-    is_directory,
+    Clause, Column, Doc, FreeSlot, Match, OrgNode, Precondition, Query, Sort, SortKey, Stored,
+    WriteResult, is_directory,
 };
 /// Everything a caller needs to build documents and queries.
 pub mod resources_api {

@@ -135,6 +135,15 @@ pub struct WriteResult {
     pub changed: bool,
 }
 
+/// A free slot as its index entry gives it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FreeSlot {
+    pub id: String,
+    pub start: String,
+    /// Held for referrals until this instant.
+    pub held_until: Option<String>,
+}
+
 /// Directory resources (the organisation tree and staff) are visible to every
 /// signed-in user of the county; everything else is scoped.
 pub fn is_directory(rtype: &str) -> bool {
@@ -488,21 +497,50 @@ impl Store {
         })
     }
 
-    /// The next free slots of a schedule from `from` on, in time order (the
-    /// `free-start` index entry every free Slot carries). Slots are public.
+    /// The next free slots of a schedule from `from` on, in time order, read from
+    /// the `free-start` index entries alone (every free Slot carries one).
     pub fn free_slots(
         &self,
         schedule: &str,
         from: &str,
         limit: i64,
-    ) -> Result<Vec<Stored>, StoreError> {
+    ) -> Result<Vec<FreeSlot>, StoreError> {
         self.db().read(|c| {
             let rows = c.query(
-                &format!(
-                    "SELECT {SELECT_COLS} FROM search_index s JOIN resource r ON r.rtype = 'Slot' AND r.id = s.id \
-                     WHERE s.rtype = 'Slot' AND s.param = 'free-start' AND s.value >= ? AND s.value < ? AND r.deleted = 0 ORDER BY s.value LIMIT ?"
-                ),
+                "SELECT s.id, s.value FROM search_index s WHERE s.rtype = 'Slot' AND s.param = 'free-start' AND s.value >= ? AND s.value < ? ORDER BY s.value LIMIT ?",
                 &[format!("{schedule}|{from}").into(), format!("{schedule}|\u{10FFFF}").into(), Val::Int(limit)],
+            )?;
+            Ok(rows
+                .into_iter()
+                .filter_map(|r| {
+                    let mut it = r.into_iter();
+                    let id = it.next()?.into_string()?;
+                    let value = it.next()?.into_string()?;
+                    let mut parts = value.split('|').skip(1);
+                    let start = parts.next()?.to_string();
+                    let held_until = parts.next().filter(|h| !h.is_empty()).map(str::to_string);
+                    Some(FreeSlot { id, start, held_until })
+                })
+                .collect())
+        })
+    }
+
+    /// Version and scope of some resources without their bodies (for lists that
+    /// show what they already know and need only the version for If-Match).
+    pub fn heads(&self, rtype: &str, ids: &[String]) -> Result<Vec<Stored>, StoreError> {
+        if ids.is_empty() {
+            return Ok(vec![]);
+        }
+        self.db().read(|c| {
+            let mut p: Vec<Val> = vec![rtype.into()];
+            p.extend(ids.iter().map(|i| Val::from(i.as_str())));
+            let rows = c.query(
+                &format!(
+                    "SELECT r.rtype, r.id, r.version, r.updated, r.deleted, '' AS body, r.inst, r.comm, r.patient, r.pinst, r.pcomm, r.finst, r.fcomm \
+                     FROM resource r WHERE r.rtype = ? AND r.deleted = 0 AND r.id IN ({})",
+                    vec!["?"; ids.len()].join(", ")
+                ),
+                &p,
             )?;
             Ok(rows.into_iter().map(stored_from_row).collect())
         })

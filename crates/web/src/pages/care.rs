@@ -12,7 +12,6 @@ use axum::routing::post;
 use serde_json::json;
 use yigong_care::requests::{self, Parties, ResultValue};
 use yigong_care::{Flow, exams, slots, state_label, task};
-use yigong_store::Stored;
 use yigong_store::care::{CareItem, Direction, Worklist};
 
 pub fn routes() -> Router<AppState> {
@@ -1007,14 +1006,12 @@ async fn slot_list(
         let mut out = vec![];
         for s in schedules {
             let sv: Value = serde_json::from_str(&s.body).unwrap_or(Value::Null);
-            let free = svc.store.free_slots(&s.id, &from, 12).map_err(crate::service::store_issue)?;
-            let slots: Vec<minijinja::Value> = free
-                .iter()
-                .filter_map(|x| serde_json::from_str::<Value>(&x.body).ok())
-                .map(|x| {
-                    let held = x["extension"].as_array().into_iter().flatten().find(|e| e["url"] == yigong_care::codes::EXT_HELD_FOR_REFERRAL).and_then(|e| e["valueDateTime"].as_str()).map(local_time);
-                    context! { id => x["id"].clone(), start => local_time(x["start"].as_str().unwrap_or("")), held => held }
-                })
+            let slots: Vec<minijinja::Value> = svc
+                .store
+                .free_slots(&s.id, &from, 12)
+                .map_err(crate::service::store_issue)?
+                .into_iter()
+                .map(|x| context! { id => x.id, start => local_time(&x.start), held => x.held_until.as_deref().map(local_time) })
                 .collect();
             out.push(context! { id => s.id, service => sv["serviceType"][0]["text"].clone(), comment => sv["comment"].clone(), slots => slots });
         }
@@ -1022,17 +1019,16 @@ async fn slot_list(
         // institution and time), each read by id and checked against the scope.
         let today = chrono::Utc::now().timestamp() - 86_400;
         let upcoming = svc.store.care_upcoming_appointments(&i2, today, 20).map_err(crate::service::store_issue)?;
-        let appts: Vec<Stored> = upcoming
+        let ids: Vec<String> = upcoming.iter().map(|it| it.id.clone()).collect();
+        let heads = svc.store.heads("Appointment", &ids).map_err(crate::service::store_issue)?;
+        let appts: Vec<minijinja::Value> = upcoming
             .iter()
-            .filter_map(|it| svc.store.read("Appointment", &it.id).ok().flatten())
-            .filter(|a| a.visible_to(&p2.0.scope))
-            .collect();
-        let appts: Vec<minijinja::Value> = appts
-            .iter()
-            .filter_map(|a| Some((a.version, serde_json::from_str::<Value>(&a.body).ok()?)))
-            .map(|(version, a)| {
-                let v = slots::read_appointment(&a);
-                context! { id => a["id"].clone(), version => version, start => local_time(a["start"].as_str().unwrap_or("")), status => v.status.clone(), status_label => state_name("appointment", &v.status), patient => v.patient, referral => v.referral }
+            .filter_map(|it| {
+                let head = heads.iter().find(|h| h.id == it.id && h.visible_to(&p2.0.scope))?;
+                Some(context! {
+                    id => it.id.clone(), version => head.version, start => epoch_local(it.created),
+                    status => it.state.clone(), status_label => state_name("appointment", &it.state), patient => it.patient.clone(),
+                })
             })
             .collect();
         Ok((out, appts))
