@@ -1112,6 +1112,24 @@ fn pages_refuse_what_the_api_refuses() {
     let (status, body) = post("/care/book", "slot=slot2&patient=pt1&referral=");
     assert_eq!(status, 409, "{body}");
     assert!(body.contains("已被预约"), "{body}");
+    // Check-in from the same page.
+    let r = s.get(&tdoc, "/fhir/Appointment?slot=Slot/slot2");
+    let id = r.json()["entry"][0]["resource"]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let (status, body) = post(
+        &format!("/care/appointments/{id}/status"),
+        "to=arrived&version=1",
+    );
+    assert_eq!(status, 303, "{body}");
+    let (status, _) = post(
+        &format!("/care/appointments/{id}/status"),
+        "to=arrived&version=1",
+    );
+    assert_eq!(status, 412, "a stale form is refused");
+    let (_, body) = get("/care/slots?inst=h1");
+    assert!(body.contains("完成就诊"), "{body}");
 }
 
 /// Every kind of flow resource the server stores and serves validates as FHIR R4.
