@@ -191,7 +191,7 @@ pub fn new_task(
         "requester": {"reference": format!("Organization/{requester_org}")},
         "owner": {"reference": format!("Organization/{owner_org}")},
     });
-    push_step(&mut t, state, at, None);
+    record_step(&mut t, state, at, None);
     t
 }
 
@@ -208,7 +208,10 @@ fn extensions(task: &mut Value) -> &mut Vec<Value> {
     e.as_array_mut().expect("array")
 }
 
-fn push_step(task: &mut Value, state: &str, at: &str, by: Option<&str>) {
+/// Records a step (state, time, actor) without changing the Task's status: for a
+/// Task whose status already says the state (the server records steps a client
+/// did not).
+pub fn record_step(task: &mut Value, state: &str, at: &str, by: Option<&str>) {
     let mut parts = vec![
         json!({"url": "state", "valueCode": state}),
         json!({"url": "at", "valueDateTime": at}),
@@ -225,7 +228,19 @@ pub fn set_state(task: &mut Value, flow: Flow, to: &str, at: &str, by: Option<&s
     task["status"] = json!(flow.task_status(to));
     task["businessStatus"] = state_concept(to);
     task["lastModified"] = json!(at);
-    push_step(task, to, at, by);
+    record_step(task, to, at, by);
+}
+
+/// The practitioner a Task names as its recipient (the ordering clinician of a
+/// critical value).
+pub fn recipient(task: &Value) -> Option<String> {
+    task.get("restriction")?
+        .get("recipient")?
+        .get(0)?
+        .get("reference")?
+        .as_str()?
+        .strip_prefix("Practitioner/")
+        .map(str::to_string)
 }
 
 /// The recorded steps (state, at), oldest first.

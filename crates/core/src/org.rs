@@ -32,6 +32,15 @@ impl Tier {
             .into_iter()
             .find(|t| t.code() == s)
     }
+    /// Height in the referral ladder: village 1, township 2, county 3 (up-referral
+    /// goes to a higher level, down-referral to a lower one).
+    pub fn level(self) -> u8 {
+        match self {
+            Tier::Village => 1,
+            Tier::Township => 2,
+            Tier::County => 3,
+        }
+    }
     /// Primary level (基层) = township and village.
     pub fn is_primary(self) -> bool {
         !matches!(self, Tier::County)

@@ -240,6 +240,39 @@ pub fn appointment_patient(v: &Value) -> Option<&str> {
         .map(|(_, id)| id)
 }
 
+/// Composite index entries `(type, first parameter, second parameter, name)`:
+/// the entry `a|b` for every pair of exact values of the two parameters.
+/// Worklists ask for one institution's tasks in one state; the composite answers
+/// that with one index range instead of intersecting an institution's whole
+/// history with a state's. The store rewrites such searches to use it.
+pub const COMPOSITES: &[(&str, &str, &str, &str)] = &[
+    ("Task", "owner", "business-status", "owner-state"),
+    ("Task", "requester", "business-status", "requester-state"),
+];
+
+/// Exact values (no `system|` form) of a parameter among the index entries.
+fn plain_values<'a>(
+    index: &'a [(String, String)],
+    param: &'a str,
+) -> impl Iterator<Item = &'a str> + 'a {
+    index
+        .iter()
+        .filter(move |(p, v)| p == param && !v.contains('|'))
+        .map(|(_, v)| v.as_str())
+}
+
+fn add_composites(index: &mut Vec<(String, String)>, rtype: &str) {
+    let mut extra = vec![];
+    for (_, first, second, name) in COMPOSITES.iter().filter(|c| c.0 == rtype) {
+        for a in plain_values(index, first) {
+            for b in plain_values(index, second) {
+                extra.push((name.to_string(), format!("{a}|{b}")));
+            }
+        }
+    }
+    index.extend(extra);
+}
+
 /// The `recorded-at` extension: the institution a record was made at.
 fn recorded_at(v: &Value) -> Option<String> {
     extension(v, EXT_RECORDED_AT)
@@ -330,22 +363,6 @@ fn index_references(index: &mut Vec<(String, String)>, rtype: &str, v: &Value) {
         .and_then(normalize_date)
         .unwrap_or_default();
         index.push(("free-start".into(), format!("{schedule}|{start}|{held}")));
-    }
-    if rtype == "Task" {
-        // Worklists ask for one institution's tasks in one state: a composite
-        // entry answers that with one index range instead of intersecting an
-        // institution's whole history with a state's.
-        let state = v
-            .get("businessStatus")
-            .map(codings)
-            .into_iter()
-            .flatten()
-            .find_map(|c| c.get("code").and_then(Value::as_str));
-        for (key, param) in [("owner", "owner-state"), ("requester", "requester-state")] {
-            if let (Some(org), Some(state)) = (ref_id(v, key, "Organization"), state) {
-                index.push((param.to_string(), format!("{org}|{state}")));
-            }
-        }
     }
     if matches!(rtype, "Task" | "ServiceRequest")
         && let Some(p) = v.get("priority").and_then(Value::as_str)
@@ -549,6 +566,7 @@ pub fn check_and_extract(rtype: &str, v: &Value, now: DateTime<Utc>) -> Result<E
     {
         index.push(("encounter".into(), e.to_string()));
     }
+    add_composites(&mut index, rtype);
     ex.index = index;
     Ok(ex)
 }

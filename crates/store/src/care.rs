@@ -13,6 +13,7 @@ use serde_json::Value;
 use yigong_care::{
     CareError, Flow, Rules, Side, epoch, exams, plus_minutes, requests, slots, state_label, task,
 };
+use yigong_core::Tier;
 
 impl From<CareError> for StoreError {
     fn from(e: CareError) -> StoreError {
@@ -98,13 +99,8 @@ fn org_facts(tx: &mut dyn Sql, org: &str) -> Result<Option<OrgFacts>, StoreError
         }))
 }
 
-fn tier_rank(tier: Option<&str>) -> i32 {
-    match tier {
-        Some("county") => 3,
-        Some("township") => 2,
-        Some("village") => 1,
-        _ => 0,
-    }
+fn tier_rank(tier: Option<&str>) -> u8 {
+    tier.and_then(Tier::from_code).map_or(0, Tier::level)
 }
 
 fn org_name(tx: &mut dyn Sql, org: &str) -> String {
@@ -427,15 +423,25 @@ fn on_task(
         Some(o) => task::read(o)?,
         None => None,
     };
+    // A new Task's request, when its check has already read it.
+    let mut request = None;
     if !w.trusted {
         match &old_view {
-            None => check_new_task(tx, w, doc, &view)?,
+            None => request = Some(check_new_task(tx, w, doc, &view)?),
             Some(ov) => check_task_step(tx, w, doc, ov, &view)?,
         }
         view = task::read(&doc.body)?.expect("still a flow task");
     }
     let id = doc.id.clone();
-    upsert_item(tx, &id, &view, &doc.body, w.now, old.is_none())?;
+    upsert_item(
+        tx,
+        &id,
+        &view,
+        &doc.body,
+        w.now,
+        old.is_none(),
+        request.as_ref(),
+    )?;
     notify_task(tx, w, &id, &doc.body, old_view.as_ref(), &view)?;
     Ok(())
 }
@@ -445,7 +451,7 @@ fn check_new_task(
     w: &Write<'_>,
     doc: &mut Doc,
     view: &yigong_care::TaskView,
-) -> Result<(), StoreError> {
+) -> Result<requests::RequestView, StoreError> {
     if !view.flow.is_initial(&view.state) {
         return Err(StoreError::Invalid(format!(
             "新建{}任务的状态必须为“已申请”{},收到“{}”",
@@ -500,17 +506,12 @@ fn check_new_task(
         ));
     }
     if task::steps(&doc.body).is_empty() {
-        let state = view.state.clone();
-        let by = w.actor.user.clone();
-        // Record the first step the way set_state records later ones.
-        let status = doc.body["status"].clone();
-        task::set_state(&mut doc.body, view.flow, &state, w.now, Some(&by));
-        doc.body["status"] = status;
+        task::record_step(&mut doc.body, &view.state, w.now, Some(&w.actor.user));
     }
     if view.flow.awaits_response(&view.state) && view.deadline.is_none() {
         set_deadline(&mut doc.body, w, view.flow, &view.priority);
     }
-    Ok(())
+    Ok(rv)
 }
 
 fn set_deadline(body: &mut Value, w: &Write<'_>, flow: Flow, priority: &str) {
@@ -603,12 +604,11 @@ fn check_task_step(
         _ => {}
     }
     // The server records the step (unless the client already did) and owns the deadline.
-    let steps_old = old_steps_len(&doc.body, &new.state);
-    if !steps_old {
-        let status = doc.body["status"].clone();
-        let by = w.actor.user.clone();
-        task::set_state(&mut doc.body, new.flow, &new.state, w.now, Some(&by));
-        doc.body["status"] = status;
+    if task::steps(&doc.body)
+        .last()
+        .is_none_or(|(s, _)| *s != new.state)
+    {
+        task::record_step(&mut doc.body, &new.state, w.now, Some(&w.actor.user));
     }
     if new.flow.awaits_response(&new.state) {
         set_deadline(&mut doc.body, w, new.flow, &new.priority);
@@ -616,11 +616,6 @@ fn check_task_step(
         task::clear_deadline(&mut doc.body);
     }
     Ok(())
-}
-
-/// Whether the body's last recorded step is already `state`.
-fn old_steps_len(body: &Value, state: &str) -> bool {
-    task::steps(body).last().is_some_and(|(s, _)| s == state)
 }
 
 /// The expert pool of an institution: its practitioners (by their roles) with a
@@ -648,10 +643,6 @@ fn in_expert_pool(tx: &mut dyn Sql, practitioner: &str, inst: &str) -> Result<bo
         )?
         .is_some();
     Ok(at_inst)
-}
-
-fn kind_label(flow: Flow) -> &'static str {
-    flow.label()
 }
 
 fn notify_task(
@@ -683,7 +674,7 @@ fn notify_task(
             new.owner.clone(),
             format!(
                 "{green}{}{} 已超过响应时限,已升级督办",
-                kind_label(new.flow),
+                new.flow.label(),
                 id
             ),
         )
@@ -698,21 +689,21 @@ fn notify_task(
     } else if new.flow.awaits_response(&new.state) || (old.is_none() && new.state == "requested") {
         (
             new.owner.clone(),
-            format!("{green}新的{}:{id}(待处理)", kind_label(new.flow)),
+            format!("{green}新的{}:{id}(待处理)", new.flow.label()),
         )
     } else {
         (
             new.requester.clone(),
             format!(
                 "{green}{} {id} {}",
-                kind_label(new.flow),
+                new.flow.label(),
                 state_label(&new.state)
             ),
         )
     };
     if let Some(inst) = to {
         let practitioner = if new.flow == Flow::CriticalAck {
-            recipient(body)
+            task::recipient(body)
         } else {
             None
         };
@@ -729,17 +720,6 @@ fn notify_task(
     Ok(())
 }
 
-/// The practitioner a Task names as its recipient (the ordering clinician of a critical value).
-fn recipient(body: &Value) -> Option<String> {
-    body.get("restriction")
-        .and_then(|r| r.get("recipient"))
-        .and_then(|r| r.get(0))
-        .and_then(|r| r.get("reference"))
-        .and_then(Value::as_str)
-        .and_then(|r| r.strip_prefix("Practitioner/"))
-        .map(str::to_string)
-}
-
 /// Keeps the worklist row of a flow Task.
 fn upsert_item(
     tx: &mut dyn Sql,
@@ -748,6 +728,7 @@ fn upsert_item(
     body: &Value,
     now: &str,
     is_new: bool,
+    request: Option<&requests::RequestView>,
 ) -> Result<(), StoreError> {
     let steps = task::steps(body);
     let created = steps
@@ -773,7 +754,7 @@ fn upsert_item(
     } else {
         None
     };
-    let assignee = v.assignee.clone().or_else(|| recipient(body));
+    let assignee = v.assignee.clone().or_else(|| task::recipient(body));
     let escalated = v.escalated.as_deref().and_then(epoch);
     if !is_new {
         // The parties, patient and request of a flow never change: only its progress.
@@ -792,7 +773,10 @@ fn upsert_item(
         comm_of(tx, v.requester.as_deref())?,
         comm_of(tx, v.owner.as_deref())?,
     );
-    let item = item_of(tx, v)?;
+    let item = match request {
+        Some(rv) => worklist_item(rv),
+        None => item_of(tx, v)?,
+    };
     let focus = v
         .focus
         .as_deref()
@@ -815,11 +799,10 @@ fn upsert_item(
 }
 
 fn comm_of(tx: &mut dyn Sql, org: Option<&str>) -> Result<Option<String>, StoreError> {
-    let Some(org) = org else { return Ok(None) };
-    Ok(tx
-        .query_one("SELECT comm FROM org_tree WHERE id = ?", &[org.into()])?
-        .and_then(|r| r.into_iter().next())
-        .and_then(Val::into_string))
+    Ok(match org {
+        Some(o) => crate::resources::org_scope(tx, o)?.1,
+        None => None,
+    })
 }
 
 /// The exam item or referral direction of the request a Task tracks.
@@ -834,13 +817,20 @@ fn item_of(tx: &mut dyn Sql, v: &yigong_care::TaskView) -> Result<Option<String>
     let Some((_, sr, _, _)) = row_body(tx, "ServiceRequest", focus, false)? else {
         return Ok(None);
     };
-    Ok(requests::read(&sr).ok().flatten().and_then(|r| {
-        if r.out_of_county {
-            Some("out".to_string())
-        } else {
-            r.item.or(r.direction)
-        }
-    }))
+    Ok(requests::read(&sr)
+        .ok()
+        .flatten()
+        .and_then(|r| worklist_item(&r)))
+}
+
+/// What a worklist row shows of its request: the exam item, the referral
+/// direction, or "out" for an out-of-county referral.
+fn worklist_item(r: &requests::RequestView) -> Option<String> {
+    if r.out_of_county {
+        Some("out".to_string())
+    } else {
+        r.item.clone().or_else(|| r.direction.clone())
+    }
 }
 
 fn on_report(

@@ -633,12 +633,10 @@ fn push_match(sql: &mut String, params: &mut Vec<Val>, col: &str, m: &Match) {
     }
 }
 
-/// `Task?owner=X&business-status=S` (and `requester=`) become one lookup of the
-/// composite `owner-state` entry `X|S` that every Task carries.
+/// A search with exact values for both parameters of a composite index entry
+/// (`yigong_fhir::extract::COMPOSITES`) becomes one lookup of that entry:
+/// `Task?owner=X&business-status=S` reads `owner-state = X|S`.
 fn with_composite(q: &Query) -> Option<Query> {
-    if q.rtype != "Task" {
-        return None;
-    }
     let eq_values = |name: &str| -> Option<(usize, Vec<String>)> {
         q.clauses.iter().enumerate().find_map(|(i, c)| match c {
             Clause::Param(n, ms) if n == name => ms
@@ -652,25 +650,27 @@ fn with_composite(q: &Query) -> Option<Query> {
             _ => None,
         })
     };
-    let (si, states) = eq_values("business-status")?;
-    for (party, composite) in [("owner", "owner-state"), ("requester", "requester-state")] {
-        if let Some((pi, orgs)) = eq_values(party) {
-            let values = orgs
-                .iter()
-                .flat_map(|o| states.iter().map(move |s| Match::Eq(format!("{o}|{s}"))))
-                .collect();
-            let mut out = q.clone();
-            out.clauses = q
-                .clauses
-                .iter()
-                .enumerate()
-                .filter(|(i, _)| *i != si && *i != pi)
-                .map(|(_, c)| c.clone())
-                .collect();
-            out.clauses
-                .push(Clause::Param(composite.to_string(), values));
-            return Some(out);
-        }
+    for (_, first, second, name) in yigong_fhir::extract::COMPOSITES
+        .iter()
+        .filter(|c| c.0 == q.rtype)
+    {
+        let (Some((ai, a)), Some((bi, b))) = (eq_values(first), eq_values(second)) else {
+            continue;
+        };
+        let values = a
+            .iter()
+            .flat_map(|x| b.iter().map(move |y| Match::Eq(format!("{x}|{y}"))))
+            .collect();
+        let mut out = q.clone();
+        out.clauses = q
+            .clauses
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| *i != ai && *i != bi)
+            .map(|(_, c)| c.clone())
+            .collect();
+        out.clauses.push(Clause::Param(name.to_string(), values));
+        return Some(out);
     }
     None
 }
@@ -851,7 +851,10 @@ impl TxCache {
 }
 
 /// (institution, community) of an organisation node.
-fn org_scope(tx: &mut dyn Sql, org: &str) -> Result<(Option<String>, Option<String>), StoreError> {
+pub(crate) fn org_scope(
+    tx: &mut dyn Sql,
+    org: &str,
+) -> Result<(Option<String>, Option<String>), StoreError> {
     Ok(
         match tx.query_one(
             "SELECT inst, comm FROM org_tree WHERE id = ?",
