@@ -10,7 +10,7 @@ use std::time::Instant;
 use yigong_fhir::mapping;
 use yigong_store::{Actor, Doc, Role, Scope, Store, User};
 use yigong_synth::{Item, Params};
-use yigong_web::service_api::{new_id, prepare};
+use yigong_web::service_api::new_id;
 
 const BATCH: usize = 5_000;
 
@@ -61,7 +61,7 @@ pub fn generate_into(
                 return;
             }
             for (rtype, id, body) in docs_of(item) {
-                match prepare(rtype, &id, body, None) {
+                match Doc::from_resource(rtype, &id, body, None) {
                     Ok(mut d) => {
                         // Generated in dependency order; references are known to resolve.
                         d.refs.clear();
@@ -410,7 +410,7 @@ fn import_ndjson(store: &Store, actor: &Actor, f: &Path) -> Result<usize> {
             .with_context(|| format!("{} 第 {} 行不是合法的JSON", f.display(), i + 1))?;
         let rtype = v["resourceType"].as_str().unwrap_or("").to_string();
         let id = v["id"].as_str().map(str::to_string).unwrap_or_else(new_id);
-        let doc = prepare(&rtype, &id, v, None)
+        let doc = Doc::from_resource(&rtype, &id, v, None)
             .map_err(|e| anyhow::anyhow!("{} 第 {} 行:{}", f.display(), i + 1, e.zh))?;
         batch.push((doc, yigong_store::Precondition::Upsert));
         if batch.len() >= 1000 {

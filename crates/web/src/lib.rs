@@ -16,7 +16,7 @@ pub use service::{Service, WriteOutcome};
 
 /// Building blocks shared with the command-line tools (generator, importer).
 pub mod service_api {
-    pub use crate::service::{import_bundle, new_id, prepare, run_transaction, to_query};
+    pub use crate::service::{import_bundle, new_id, run_transaction, to_query};
 }
 
 use axum::Router;

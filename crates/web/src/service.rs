@@ -29,16 +29,6 @@ pub fn new_id() -> String {
     uuid::Uuid::new_v4().to_string()
 }
 
-/// Builds the storable document for a checked resource.
-pub fn prepare(
-    rtype: &str,
-    id: &str,
-    body: Value,
-    exclude_refs: Option<&HashSet<(String, String)>>,
-) -> Result<Doc, Issue> {
-    Doc::from_resource(rtype, id, body, exclude_refs)
-}
-
 fn check_write_role(role: Role, rtype: &str) -> Result<(), Issue> {
     let ok = if is_directory(rtype) {
         role == Role::SystemAdmin
@@ -377,7 +367,7 @@ impl Service {
         if let Some(o) = body.as_object_mut() {
             o.insert("id".into(), Value::String(id.clone()));
         }
-        let doc = prepare(rtype, &id, body, None)?;
+        let doc = Doc::from_resource(rtype, &id, body, None)?;
         let r = self
             .store
             .put(&p.actor(), doc, Precondition::Create, None)
@@ -409,7 +399,7 @@ impl Service {
                 key(&r).ok_or_else(|| Issue::invalid("id-missing", "资源缺少类型或 id"))?;
             check_write_role(p.role(), &rtype)?;
             docs.push((
-                prepare(&rtype, &id, r, Some(&in_batch))?,
+                Doc::from_resource(&rtype, &id, r, Some(&in_batch))?,
                 Precondition::Create,
             ));
         }
@@ -452,7 +442,7 @@ impl Service {
                 "资源 id 只能包含字母、数字、'-'、'.',长度1-64",
             ));
         }
-        let doc = prepare(rtype, id, body, None)?;
+        let doc = Doc::from_resource(rtype, id, body, None)?;
         let pre = if_match.map_or(Precondition::CreateOrRequireVersion, Precondition::IfMatch);
         let r = self
             .store
@@ -507,10 +497,13 @@ pub fn run_transaction(
             continue;
         }
         let pre = precondition_of(&e);
-        let doc = prepare(&e.rtype, &e.id, e.resource, Some(&in_bundle)).map_err(|iss| Issue {
-            zh: format!("第 {} 条({}):{}", i + 1, e.rtype, iss.zh),
-            ..iss
-        })?;
+        let doc =
+            Doc::from_resource(&e.rtype, &e.id, e.resource, Some(&in_bundle)).map_err(|iss| {
+                Issue {
+                    zh: format!("第 {} 条({}):{}", i + 1, e.rtype, iss.zh),
+                    ..iss
+                }
+            })?;
         docs.push((doc, pre));
     }
     // Entries that reference each other are written in order; refs to other

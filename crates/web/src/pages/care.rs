@@ -707,12 +707,7 @@ fn targets(st: &AppState, inst: &str, kind: &str, direction: &str) -> Vec<miniji
     let Some(me) = tree.iter().find(|n| n.id == inst) else {
         return vec![];
     };
-    let rank = |t: Option<&str>| match t {
-        Some("county") => 3,
-        Some("township") => 2,
-        Some("village") => 1,
-        _ => 0,
-    };
+    let rank = |t: Option<&str>| t.and_then(Tier::from_code).map_or(0, Tier::level);
     let mine = rank(me.tier.as_deref());
     tree.iter()
         .filter(|n| is_institution(n) && n.id != inst && n.comm == me.comm)
@@ -1001,7 +996,7 @@ async fn slot_list(
         .unwrap_or_default();
     let i2 = inst.clone();
     let res = blocking(move || -> Result<_, yigong_fhir::Issue> {
-        let schedules = svc.search(&p2, &spec("Schedule", &[("organization", &i2)], 50))?.1;
+        let schedules = svc.search(&p2, &spec("Schedule", &[("organization", &i2)], 50)?)?.1;
         let from = now();
         let mut out = vec![];
         for s in schedules {
@@ -1056,25 +1051,17 @@ async fn slot_list(
     )
 }
 
-fn spec(rtype: &str, params: &[(&str, &str)], count: i64) -> SearchSpec {
+fn spec(
+    rtype: &str,
+    params: &[(&str, &str)],
+    count: i64,
+) -> Result<SearchSpec, yigong_fhir::Issue> {
     let pairs: Vec<(String, String)> = params
         .iter()
         .map(|(k, v)| (k.to_string(), v.to_string()))
         .chain([("_count".to_string(), count.to_string())])
         .collect();
-    yigong_fhir::search::parse(rtype, &pairs).unwrap_or_else(|_| SearchSpec {
-        rtype: rtype.into(),
-        filters: vec![Filter {
-            target: Target::Id,
-            matches: vec![ValueMatch::Eq(String::new())],
-        }],
-        sort: vec![(SortField::Date, false)],
-        count,
-        offset: 0,
-        total: TotalMode::None,
-        summary_count: false,
-        elements: None,
-    })
+    yigong_fhir::search::parse(rtype, &pairs)
 }
 
 #[derive(Deserialize)]
@@ -1099,29 +1086,15 @@ async fn book(State(st): State<AppState>, p: Principal, Form(f): Form<BookForm>)
             .map(str::trim)
             .filter(|r| !r.is_empty());
         let a = slots::appointment(&id, &sv, &f.slot, f.patient.trim(), referral);
-        svc.update(&p2, "Appointment", &id, a, None)?;
-        Ok(schedule_org(&svc, &sv.schedule))
+        // The booking belongs to the clinic's institution: back to its slot page.
+        let w = svc.update(&p2, "Appointment", &id, a, None)?;
+        Ok(w.stored.inst.unwrap_or_default())
     })
     .await;
     match res {
         Ok(inst) => Redirect::to(&format!("/care/slots?inst={inst}")).into_response(),
         Err(e) => fail(&st, &p, e),
     }
-}
-
-fn schedule_org(svc: &crate::service::Service, schedule: &str) -> String {
-    svc.store
-        .read("Schedule", schedule)
-        .ok()
-        .flatten()
-        .and_then(|s| serde_json::from_str::<Value>(&s.body).ok())
-        .and_then(|v| {
-            v["extension"][0]["valueReference"]["reference"]
-                .as_str()
-                .and_then(|r| r.strip_prefix("Organization/"))
-                .map(str::to_string)
-        })
-        .unwrap_or_default()
 }
 
 #[derive(Deserialize)]
@@ -1142,22 +1115,8 @@ async fn appointment_status(
         let cur = svc.read(&p2, "Appointment", &id)?;
         let mut a: Value = serde_json::from_str(&cur.body).unwrap_or(Value::Null);
         a["status"] = json!(f.to);
-        let slot = slots::read_appointment(&a).slot.unwrap_or_default();
-        svc.update(&p2, "Appointment", &id, a, Some(f.version))?;
-        let sched = svc
-            .store
-            .read("Slot", &slot)
-            .ok()
-            .flatten()
-            .and_then(|s| serde_json::from_str::<Value>(&s.body).ok())
-            .and_then(|s| {
-                s["schedule"]["reference"]
-                    .as_str()
-                    .and_then(|r| r.strip_prefix("Schedule/"))
-                    .map(str::to_string)
-            })
-            .unwrap_or_default();
-        Ok(schedule_org(&svc, &sched))
+        let w = svc.update(&p2, "Appointment", &id, a, Some(f.version))?;
+        Ok(w.stored.inst.unwrap_or_default())
     })
     .await;
     match res {
