@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 use std::sync::Arc;
 use yigong_care::requests::{self, Parties, ResultValue};
 use yigong_care::{Flow, exams, slots, task};
-use yigong_store::{Role, Scope, Store, User};
+use yigong_store::{Role, Scope, Store};
 
 fn now() -> String {
     chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
@@ -50,16 +50,7 @@ fn seed(s: &TestServer) {
             Some("t2"),
         ),
     ];
-    for (name, role, scope, inst) in users {
-        let u = User {
-            name: name.into(),
-            display: name.into(),
-            role,
-            scope,
-            institution: inst.map(str::to_string),
-        };
-        s.store.upsert_user("test", &u, PASSWORD).unwrap();
-    }
+    add_users(s, users);
     let admin = s.token("admin");
     let mut entries: Vec<Value> = [
         org("county", "测试县", "county", None, None),

@@ -187,6 +187,20 @@ pub fn encounter(patient: &str, org: &str) -> Value {
     })
 }
 
+/// Test users (name, role, scope, institution), all with [`PASSWORD`].
+pub fn add_users<const N: usize>(s: &TestServer, users: [(&str, Role, Scope, Option<&str>); N]) {
+    for (name, role, scope, inst) in users {
+        let u = User {
+            name: name.into(),
+            display: name.into(),
+            role,
+            scope,
+            institution: inst.map(str::to_string),
+        };
+        s.store.upsert_user("test", &u, PASSWORD).unwrap();
+    }
+}
+
 /// County → two communities → a township centre in each; users for each role.
 pub fn seed_county(s: &TestServer) {
     let users = [
@@ -211,16 +225,7 @@ pub fn seed_county(s: &TestServer) {
             Some("t1"),
         ),
     ];
-    for (name, role, scope, inst) in users {
-        let u = User {
-            name: name.into(),
-            display: name.into(),
-            role,
-            scope,
-            institution: inst.map(str::to_string),
-        };
-        s.store.upsert_user("test", &u, PASSWORD).unwrap();
-    }
+    add_users(s, users);
     let admin = s.token("admin");
     let entries: Vec<Value> = [
         org("county", "测试县", "county", None, None),
