@@ -5,17 +5,8 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use yigong_core::{EncounterClass, OrgKind, Tier};
 use yigong_synth::*;
 
-fn as_of() -> NaiveDate {
-    NaiveDate::from_ymd_opt(2026, 11, 22).unwrap()
-}
-
-fn params(residents: u32, seed: u64) -> Params {
-    Params {
-        residents,
-        seed,
-        as_of: as_of(),
-    }
-}
+mod common;
+use common::{as_of, params};
 
 fn collect(p: &Params) -> Vec<Item> {
     let mut v = vec![];

@@ -9,17 +9,8 @@ use yigong_care::requests;
 use yigong_care::{Flow, slots, task};
 use yigong_synth::*;
 
-fn as_of() -> NaiveDate {
-    NaiveDate::from_ymd_opt(2026, 11, 22).unwrap()
-}
-
-fn params(residents: u32, seed: u64) -> Params {
-    Params {
-        residents,
-        seed,
-        as_of: as_of(),
-    }
-}
+mod common;
+use common::params;
 
 fn collect(p: &Params) -> (Vec<Item>, Summary) {
     let mut v = vec![];

@@ -7,17 +7,8 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use yigong_core::{Patient, ResidentId};
 use yigong_synth::*;
 
-fn as_of() -> NaiveDate {
-    NaiveDate::from_ymd_opt(2026, 11, 22).unwrap()
-}
-
-fn params(residents: u32, seed: u64) -> Params {
-    Params {
-        residents,
-        seed,
-        as_of: as_of(),
-    }
-}
+mod common;
+use common::params;
 
 fn collect(p: &Params) -> (Vec<Registration>, RegistrationSummary) {
     let mut v = vec![];
