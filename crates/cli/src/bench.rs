@@ -10,15 +10,22 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 use yigong_store::{Actor, Store};
 
+/// The county a benchmark runs on (generated when the directory is empty).
 #[derive(clap::Args)]
-pub struct BenchArgs {
+pub struct CountyArgs {
     /// Residents in the benchmark county (generated when DIR is empty).
     #[arg(long, default_value_t = 1_000_000)]
     residents: u32,
     #[arg(long, default_value = "yigong-bench")]
-    data_dir: PathBuf,
+    pub(crate) data_dir: PathBuf,
     #[arg(long, default_value_t = 2026)]
     seed: u64,
+}
+
+#[derive(clap::Args)]
+pub struct BenchArgs {
+    #[command(flatten)]
+    county: CountyArgs,
     /// Seconds per load test.
     #[arg(long, default_value_t = 15)]
     duration: u32,
@@ -233,12 +240,12 @@ fn synthetic_bundle(patients: &[Value], orgs: &[String], n: usize, tag: &str) ->
 
 /// Prints the machine line, then generates the county when `data_dir` holds
 /// none yet (timed, next to the generation target) and returns the open store.
-pub(crate) fn open_county(
-    title: &str,
-    data_dir: &Path,
-    residents: u32,
-    seed: u64,
-) -> Result<Store> {
+pub(crate) fn open_county(title: &str, county: &CountyArgs) -> Result<Store> {
+    let CountyArgs {
+        residents,
+        ref data_dir,
+        seed,
+    } = *county;
     println!(
         "== {title} ==  机器:{} 核",
         std::thread::available_parallelism()
@@ -271,7 +278,7 @@ pub(crate) fn open_county(
 }
 
 pub fn run(args: BenchArgs) -> Result<()> {
-    let store = open_county("yigong bench", &args.data_dir, args.residents, args.seed)?;
+    let store = open_county("yigong bench", &args.county)?;
 
     // Bundle import into SQLite, in process.
     let patients = sample(&store, "Patient", 2_000)?;
@@ -307,7 +314,7 @@ pub fn run(args: BenchArgs) -> Result<()> {
         bail!("未安装 wrk:apt-get install wrk");
     }
     let token = store.issue_credential("admin", "token", chrono::Duration::hours(2))?;
-    let server = start_server(&args.data_dir, &args.listen)?;
+    let server = start_server(&args.county.data_dir, &args.listen)?;
     std::thread::sleep(Duration::from_secs(2));
     let idle_mb = rss_kb(server.0.id()) / 1024;
     let dir = tempdir()?;

@@ -27,13 +27,8 @@ use yigong_store::{Role, Scope, Store, User};
 
 #[derive(clap::Args)]
 pub struct BenchCareArgs {
-    /// Residents in the benchmark county (generated when DIR is empty).
-    #[arg(long, default_value_t = 1_000_000)]
-    residents: u32,
-    #[arg(long, default_value = "yigong-bench")]
-    data_dir: PathBuf,
-    #[arg(long, default_value_t = 2026)]
-    seed: u64,
+    #[command(flatten)]
+    county: bench::CountyArgs,
     /// Seconds per load test.
     #[arg(long, default_value_t = 15)]
     duration: u32,
@@ -629,12 +624,7 @@ fn line(
 }
 
 pub fn run(args: BenchCareArgs) -> Result<()> {
-    let store = bench::open_county(
-        "yigong bench-care",
-        &args.data_dir,
-        args.residents,
-        args.seed,
-    )?;
+    let store = bench::open_county("yigong bench-care", &args.county)?;
     if std::process::Command::new("wrk")
         .arg("--version")
         .output()
@@ -718,7 +708,7 @@ pub fn run(args: BenchCareArgs) -> Result<()> {
         exams.iter().filter(|e| e.repeat).count()
     );
 
-    let server = bench::start_server(&args.data_dir, &args.listen)?;
+    let server = bench::start_server(&args.county.data_dir, &args.listen)?;
     std::thread::sleep(Duration::from_secs(2));
     let pid = server.0.id();
     println!("服务器空闲常驻内存:{} MB", bench::rss_kb(pid) / 1024);
