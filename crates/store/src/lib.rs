@@ -9,6 +9,8 @@ mod auth;
 pub mod care;
 pub mod db;
 pub mod mpi;
+pub mod pharmacy;
+pub mod rx;
 mod resources;
 mod stats;
 
@@ -175,6 +177,8 @@ pub struct Store {
     mpi: mpi::MpiEngine,
     /// Deadlines, centres and the mutual-recognition catalogue (`meta.care_rules`).
     care_rules: RwLock<Arc<yigong_care::Rules>>,
+    /// The formulary in force (shipped data + committee decisions) and the review settings.
+    rx: RwLock<Arc<rx::RxState>>,
 }
 
 const SQLITE_SCHEMA: &str = include_str!("migrations/001_sqlite.sql");
@@ -183,6 +187,10 @@ const SQLITE_MPI: &str = include_str!("migrations/002_mpi_sqlite.sql");
 const POSTGRES_MPI: &str = include_str!("migrations/002_mpi_postgres.sql");
 const SQLITE_CARE: &str = include_str!("migrations/003_care_sqlite.sql");
 const POSTGRES_CARE: &str = include_str!("migrations/003_care_postgres.sql");
+const SQLITE_RX: &str = include_str!("migrations/004_rx_sqlite.sql");
+const POSTGRES_RX: &str = include_str!("migrations/004_rx_postgres.sql");
+const SQLITE_PHARMACY: &str = include_str!("migrations/005_pharmacy_sqlite.sql");
+const POSTGRES_PHARMACY: &str = include_str!("migrations/005_pharmacy_postgres.sql");
 pub const SCHEMA_VERSION: i64 = 1;
 
 impl Store {
@@ -211,17 +219,31 @@ impl Store {
             credential_cache: RwLock::new(HashMap::new()),
             mpi: mpi::MpiEngine::new(None),
             care_rules: RwLock::new(Arc::new(yigong_care::Rules::default())),
+            rx: RwLock::new(Arc::new(rx::RxState::shipped())),
         };
         store.migrate()?;
         store.load_mpi_model()?;
         store.load_care_rules()?;
+        store.load_rx()?;
         Ok(store)
     }
 
     fn migrate(&self) -> Result<(), StoreError> {
         let schemas = match self.db.dialect() {
-            Dialect::Sqlite => [SQLITE_SCHEMA, SQLITE_MPI, SQLITE_CARE],
-            Dialect::Postgres => [POSTGRES_SCHEMA, POSTGRES_MPI, POSTGRES_CARE],
+            Dialect::Sqlite => [
+                SQLITE_SCHEMA,
+                SQLITE_MPI,
+                SQLITE_CARE,
+                SQLITE_RX,
+                SQLITE_PHARMACY,
+            ],
+            Dialect::Postgres => [
+                POSTGRES_SCHEMA,
+                POSTGRES_MPI,
+                POSTGRES_CARE,
+                POSTGRES_RX,
+                POSTGRES_PHARMACY,
+            ],
         };
         self.db.write(|tx| {
             if tx.dialect() == Dialect::Postgres {

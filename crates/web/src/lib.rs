@@ -5,9 +5,11 @@
 //! store, never only in the pages.
 
 mod auth;
+mod cds;
 mod error;
 mod fhir_api;
 mod pages;
+mod rx_api;
 mod service;
 
 pub use auth::Principal;
@@ -40,6 +42,8 @@ pub fn app(store: Arc<Store>) -> Router {
     Router::new()
         .route("/healthz", get(|| async { "ok" }))
         .merge(fhir_api::routes())
+        .merge(cds::routes())
+        .merge(rx_api::routes())
         .merge(pages::routes())
         .with_state(state)
 }
@@ -79,6 +83,14 @@ pub async fn serve(
                 match tokio::task::spawn_blocking(move || s.care_escalate(&now)).await {
                     Ok(Ok(n)) if n > 0 => tracing::info!("escalated {n} overdue flows"),
                     Ok(Err(e)) => tracing::warn!("escalation sweep failed: {e}"),
+                    _ => {}
+                }
+                // Prescriptions past their review deadline.
+                let s = store.clone();
+                let now = yigong_store::now_string();
+                match tokio::task::spawn_blocking(move || s.rx_sweep(&now)).await {
+                    Ok(Ok(n)) if n > 0 => tracing::info!("{n} prescriptions past their review deadline"),
+                    Ok(Err(e)) => tracing::warn!("prescription deadline sweep failed: {e}"),
                     _ => {}
                 }
             }

@@ -70,6 +70,8 @@ pub fn templates() -> Environment<'static> {
     ] {
         env.add_template(name, src).expect("template parses");
     }
+    rx::add_templates(&mut env);
+    pharmacy::add_templates(&mut env);
     env
 }
 
@@ -84,6 +86,8 @@ pub fn routes() -> Router<AppState> {
         .route("/audit", get(audit))
         .merge(mpi::routes())
         .merge(care::routes())
+        .merge(rx::routes())
+        .merge(pharmacy::routes())
         .route("/static/{file}", get(asset))
 }
 
@@ -761,3 +765,5 @@ async fn audit(State(st): State<AppState>, Query(aq): Query<AuditQuery>, req: Re
 
 mod care;
 mod mpi;
+mod pharmacy;
+mod rx;

@@ -299,3 +299,40 @@ pub fn validate_fhir_dir(python: &str, dir: &std::path::Path, expected: usize) {
         "{report}"
     );
 }
+
+/// Validates JSON instances against one of the CDS Hooks 2.0 schemas in
+/// `tests/cds-hooks/` with the independent Python `jsonschema` validator;
+/// skips (outside CI) when it is not installed.
+pub fn validate_cds_json(schema: &str, instances: &[Value]) {
+    let python = std::env::var("YIGONG_PYTHON").unwrap_or_else(|_| "python3".into());
+    let ok = std::process::Command::new(&python)
+        .args(["-c", "import jsonschema"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !ok {
+        assert!(
+            std::env::var("CI").is_err(),
+            "CI must have the jsonschema validator installed (.ci/run)"
+        );
+        eprintln!("SKIPPED: python jsonschema not installed (pip install jsonschema)");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let mut args = vec![format!(
+        "{}/tests/cds-hooks/{schema}.schema.json",
+        env!("CARGO_MANIFEST_DIR")
+    )];
+    for (i, v) in instances.iter().enumerate() {
+        let p = dir.path().join(format!("{i}.json"));
+        std::fs::write(&p, v.to_string()).unwrap();
+        args.push(p.display().to_string());
+    }
+    let o = std::process::Command::new(&python)
+        .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/validate_json_schema.py"))
+        .args(&args)
+        .output()
+        .unwrap();
+    let report = String::from_utf8_lossy(&o.stdout);
+    assert!(o.status.success(), "{schema} schema validation failed:\n{report}{}", String::from_utf8_lossy(&o.stderr));
+    assert!(report.contains(&format!("checked {} instances, 0 errors", instances.len())), "{report}");
+}
