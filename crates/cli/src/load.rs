@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use std::sync::mpsc;
 use std::time::Instant;
 use yigong_fhir::mapping;
+use yigong_store::rx::ImportRx;
 use yigong_store::{Actor, Doc, Role, Scope, Store, User};
 use yigong_synth::{Item, Params};
 use yigong_web::service_api::new_id;
@@ -35,6 +36,21 @@ fn docs_of(item: Item) -> Vec<(&'static str, String, Value)> {
             }
             None => vec![],
         },
+        // Prescriptions live in the review tables, not the FHIR store.
+        Item::Prescription(_) => vec![],
+    }
+}
+
+fn import_rx(p: &yigong_synth::SynthRx) -> ImportRx {
+    ImportRx {
+        id: p.id.clone(),
+        patient: p.patient.clone(),
+        patient_name: p.patient_name.clone(),
+        inst: p.institution.clone(),
+        prescriber: p.prescriber.clone(),
+        prescriber_name: p.prescriber_name.clone(),
+        submitted: p.at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+        rx: p.rx.clone(),
     }
 }
 
@@ -53,11 +69,16 @@ pub fn generate_into(
         seed,
         as_of,
     };
-    let producer = std::thread::spawn(move || -> Result<()> {
+    let producer = std::thread::spawn(move || -> Result<Vec<ImportRx>> {
         let mut batch = Vec::with_capacity(BATCH);
+        let mut prescriptions = Vec::new();
         let mut err = None;
         yigong_synth::generate(&params, &mut |item| {
             if err.is_some() {
+                return;
+            }
+            if let Item::Prescription(p) = &item {
+                prescriptions.push(import_rx(p));
                 return;
             }
             for (rtype, id, body) in docs_of(item) {
@@ -85,7 +106,7 @@ pub fn generate_into(
         if !batch.is_empty() {
             let _ = tx.send(batch);
         }
-        Ok(())
+        Ok(prescriptions)
     });
     let bar = if progress {
         let b = ProgressBar::new_spinner();
@@ -107,10 +128,18 @@ pub fn generate_into(
         n += len;
         bar.inc(len as u64);
     }
-    producer
+    let prescriptions = producer
         .join()
         .map_err(|_| anyhow::anyhow!("生成线程崩溃"))??;
     bar.finish_and_clear();
+    // The last day's prescriptions wait in the pharmacists' queue.
+    for chunk in prescriptions.chunks(5_000) {
+        store.rx_import(&actor, chunk, as_of)?;
+    }
+    let stock = store.pharmacy_seed_demo(seed, as_of)?;
+    if progress {
+        println!("处方:{} 张(近 60 天);药房库存批次:{stock}", prescriptions.len());
+    }
     // Bulk loads skip the per-record index; resolve everyone at once (this also
     // trains the matching model on the county's own registrations).
     let mpi = store.mpi_resolve_pending(&actor)?;
@@ -275,6 +304,17 @@ pub fn ensure_demo(store: &Store, data_dir: &Path, residents: u32, seed: u64) ->
         for (user, _) in demo_users(store)? {
             store.upsert_user("demo", &user, &password)?;
         }
+        // The lead hospital's doctor holds the full prescribing rights; the
+        // others keep their role's default (township: restricted antimicrobials,
+        // village: non-restricted only).
+        store.rx_set_prescriber(
+            &Actor::system("demo"),
+            "doctor1",
+            &yigong_rx::model::Prescriber {
+                antimicrobial: Some(yigong_rx::knowledge::AntimicrobialGrade::Special),
+                narcotic_right: true,
+            },
+        )?;
         write_secret(&pw_file, &password)?;
         store.meta_set(
             "demo",

@@ -3,6 +3,7 @@
 mod bench;
 mod bench_care;
 mod bench_empi;
+mod bench_rx;
 mod load;
 
 // glibc malloc serialises the generator and writer threads on its arena lock
@@ -90,6 +91,8 @@ enum Cmd {
     BenchCare(bench_care::BenchCareArgs),
     /// Identity-resolution accuracy and speed (synthetic county; FEBRL vs Splink).
     BenchEmpi(bench_empi::BenchEmpiArgs),
+    /// Speed of prescription review: the engine in process and CDS Hooks order-sign.
+    BenchRx(bench_rx::BenchRxArgs),
 }
 
 fn open(data_dir: &Path, database_url: Option<&str>) -> Result<Arc<Store>> {
@@ -189,6 +192,7 @@ fn main() -> Result<()> {
         Cmd::Bench(args) => bench::run(args)?,
         Cmd::BenchCare(args) => bench_care::run(args)?,
         Cmd::BenchEmpi(args) => bench_empi::run(args)?,
+        Cmd::BenchRx(args) => bench_rx::run(args)?,
     }
     Ok(())
 }

@@ -322,6 +322,20 @@ impl Store {
     pub fn wipe_all(&self) -> Result<(), StoreError> {
         self.db.write(|tx| {
             for t in [
+                "ph_ledger",
+                "ph_transit",
+                "ph_req_line",
+                "ph_req",
+                "ph_batch",
+                "ph_usage",
+                "ph_shortage",
+                "ph_min_stock",
+                "ph_vbp_volume",
+                "rx_comment",
+                "rx_event",
+                "rx_decision",
+                "rx_prescriber",
+                "rx_prescription",
                 "mpi_merge",
                 "mpi_review",
                 "mpi_key",

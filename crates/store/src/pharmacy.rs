@@ -686,9 +686,7 @@ fn apply_take(
             &[Val::Int(t.units), Val::Int(t.batch), Val::Int(t.units)],
         )?;
         if n != 1 {
-            return Err(StoreError::Conflict(
-                "库存刚刚发生变化,请刷新后重试".into(),
-            ));
+            return Err(StoreError::Conflict("库存刚刚发生变化,请刷新后重试".into()));
         }
         if t.opened {
             let note = format!(
@@ -767,10 +765,7 @@ fn check_low(
     if have >= min {
         return Ok(());
     }
-    let note = format!(
-        "库存 {have}{} 低于下限 {min}{}",
-        d.unit, d.unit
-    );
+    let note = format!("库存 {have}{} 低于下限 {min}{}", d.unit, d.unit);
     let id = tx
         .query_one(
             "INSERT INTO ph_shortage (inst, comm, drug, source, note, at, by_user, version) VALUES (?, ?, ?, 'low-stock', ?, ?, ?, 1) \
@@ -830,7 +825,13 @@ fn add_usage(
     tx.exec(
         "INSERT INTO ph_usage (year, inst, drug, comm, units) VALUES (?, ?, ?, ?, ?) \
          ON CONFLICT (year, inst, drug) DO UPDATE SET units = ph_usage.units + excluded.units",
-        &[Val::Int(year as i64), org.id.as_str().into(), drug.into(), org.comm.clone().into(), Val::Int(units)],
+        &[
+            Val::Int(year as i64),
+            org.id.as_str().into(),
+            drug.into(),
+            org.comm.clone().into(),
+            Val::Int(units),
+        ],
     )?;
     Ok(())
 }
@@ -1089,12 +1090,12 @@ fn request_tx(
             org.name
         )));
     };
-    let comm = org.comm.clone().ok_or_else(|| {
-        StoreError::Invalid(format!("“{}”不属于任何医共体,无法请领", org.name))
-    })?;
-    let central = central_of(tx, &comm)?.ok_or_else(|| {
-        StoreError::Invalid("本医共体没有牵头医院(中心药房),无法请领".into())
-    })?;
+    let comm = org
+        .comm
+        .clone()
+        .ok_or_else(|| StoreError::Invalid(format!("“{}”不属于任何医共体,无法请领", org.name)))?;
+    let central = central_of(tx, &comm)?
+        .ok_or_else(|| StoreError::Invalid("本医共体没有牵头医院(中心药房),无法请领".into()))?;
     let note = clean_text(note, "备注")?;
     if lines.is_empty() {
         return Err(StoreError::Invalid("请领单至少需要一种药品".into()));
@@ -1145,9 +1146,16 @@ fn request_tx(
         .and_then(|v| v.as_int())
         .ok_or_else(|| StoreError::Database("请领单编号生成失败".into()))?;
     for (i, l) in lines.iter().enumerate() {
+        // Stored under the formulary code (a line may name the drug by ATC code).
+        let code = drug(k, l.drug.trim())?.code.as_str();
         tx.exec(
             "INSERT INTO ph_req_line (req, line, drug, requested) VALUES (?, ?, ?, ?)",
-            &[Val::Int(id), Val::Int(i as i64 + 1), l.drug.trim().into(), Val::Int(l.units)],
+            &[
+                Val::Int(id),
+                Val::Int(i as i64 + 1),
+                code.into(),
+                Val::Int(l.units),
+            ],
         )?;
     }
     let rid = id.to_string();
@@ -1727,9 +1735,7 @@ impl Store {
             if !matches(&code) {
                 continue;
             }
-            let line = lines
-                .entry(code.clone())
-                .or_insert_with(|| new_line(&code));
+            let line = lines.entry(code.clone()).or_insert_with(|| new_line(&code));
             let (lot, expiry, qty, unit_cost, received, version) =
                 (c.s(), c.s(), c.i(), c.i(), c.s(), c.i());
             let (status, days_left) = expiry_status(&expiry, day);
@@ -1901,7 +1907,10 @@ impl Store {
                 return Err(StoreError::VersionConflict { current });
             }
             let expiry = tx
-                .query_one("SELECT expiry, lot FROM ph_batch WHERE id = ?", &[Val::Int(batch_id)])?
+                .query_one(
+                    "SELECT expiry, lot FROM ph_batch WHERE id = ?",
+                    &[Val::Int(batch_id)],
+                )?
                 .map(Cols::new)
                 .map(|mut c| (c.s(), c.s()))
                 .unwrap_or_default();
@@ -1938,7 +1947,10 @@ impl Store {
                 "批号 {} 过期报损 {qty},成本 {}{}",
                 expiry.1,
                 Fen(qty * cost),
-                reason.as_deref().map(|r| format!(";{r}")).unwrap_or_default()
+                reason
+                    .as_deref()
+                    .map(|r| format!(";{r}"))
+                    .unwrap_or_default()
             );
             AuditRow::by(actor, &at, "pharmacy-write-off")
                 .on("PharmacyBatch", &rid)
@@ -2026,9 +2038,9 @@ impl Store {
     ) -> Result<Requisition, StoreError> {
         let rx = self.ph_knowledge();
         let at = crate::now_string();
-        let id = self.db.write(|tx| {
-            request_tx(tx, &at, actor, institution_id, lines, note, &rx.knowledge)
-        })?;
+        let id = self
+            .db
+            .write(|tx| request_tx(tx, &at, actor, institution_id, lines, note, &rx.knowledge))?;
         self.ph_requisition_unchecked(id)
     }
 
@@ -2044,9 +2056,8 @@ impl Store {
     ) -> Result<Requisition, StoreError> {
         let rx = self.ph_knowledge();
         let at = crate::now_string();
-        self.db.write(|tx| {
-            approve_tx(tx, &at, actor, id, version, approved, note, &rx.knowledge)
-        })?;
+        self.db
+            .write(|tx| approve_tx(tx, &at, actor, id, version, approved, note, &rx.knowledge))?;
         self.ph_requisition_unchecked(id)
     }
 
@@ -2107,9 +2118,9 @@ impl Store {
     ) -> Result<Option<Requisition>, StoreError> {
         let r = self.db.read(|c| load_req(c, id, false))?;
         match r {
-            Some(r) if !req_visible(scope, &r) => Err(StoreError::Forbidden(
-                "该请领单不在您的数据范围内".into(),
-            )),
+            Some(r) if !req_visible(scope, &r) => {
+                Err(StoreError::Forbidden("该请领单不在您的数据范围内".into()))
+            }
             r => Ok(r),
         }
     }
@@ -2196,7 +2207,15 @@ impl Store {
         let rx = self.ph_knowledge();
         let at = crate::now_string();
         let id = self.db.write(|tx| {
-            report_shortage_tx(tx, &at, actor, institution_id, drug_code, note, &rx.knowledge)
+            report_shortage_tx(
+                tx,
+                &at,
+                actor,
+                institution_id,
+                drug_code,
+                note,
+                &rx.knowledge,
+            )
         })?;
         self.ph_shortage_unchecked(id)
     }
@@ -2303,7 +2322,11 @@ impl Store {
             }
             Scope::Institution(i) => {
                 // An institution-scoped user of a central pharmacy sees its community.
-                let comm = self.db.read(|c| find_org(c, i))?.filter(|o| o.lead).and_then(|o| o.comm);
+                let comm = self
+                    .db
+                    .read(|c| find_org(c, i))?
+                    .filter(|o| o.lead)
+                    .and_then(|o| o.comm);
                 match comm {
                     Some(comm) => {
                         sql.push_str(" AND comm = ?");
@@ -2636,7 +2659,10 @@ fn demo_cost(seed: u64, d: &Drug) -> i64 {
     let mut r = Rng::new(seed, &format!("cost|{}", d.code));
     let (lo, hi): (f64, f64) = if is_injection(d) {
         (60.0, 12_000.0)
-    } else if ["片", "胶囊", "丸", "粒"].iter().any(|f| d.form.contains(f)) {
+    } else if ["片", "胶囊", "丸", "粒"]
+        .iter()
+        .any(|f| d.form.contains(f))
+    {
         (5.0, 3_000.0)
     } else if ["颗粒", "散", "袋"].iter().any(|f| d.form.contains(f)) {
         (30.0, 600.0)
@@ -2708,8 +2734,8 @@ const REJECT_REASONS: [&str; 3] = [
 
 /// `hour` hours after local (UTC+8) midnight of `day`, as stored (UTC).
 fn demo_at(day: NaiveDate, hour: i64) -> String {
-    let t = day.and_hms_opt(0, 0, 0).unwrap_or_default().and_utc()
-        + chrono::Duration::hours(hour - 8);
+    let t =
+        day.and_hms_opt(0, 0, 0).unwrap_or_default().and_utc() + chrono::Duration::hours(hour - 8);
     t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
 }
 
@@ -2734,6 +2760,42 @@ struct DemoInst {
 }
 
 impl Store {
+    /// Units of each drug the prescriptions not yet dispensed need, per
+    /// institution (the demo stocks what its prescriptions ask for). Empty when
+    /// there are none or they cannot be read.
+    fn ph_demo_demand(&self, k: &Knowledge) -> HashMap<String, HashMap<String, i64>> {
+        let rows = self
+            .db
+            .read(|c| {
+                c.query(
+                    "SELECT inst, body FROM rx_prescription WHERE status NOT IN ('dispensed', 'cancelled')",
+                    &[],
+                )
+            })
+            .unwrap_or_default();
+        let mut out: HashMap<String, HashMap<String, i64>> = HashMap::new();
+        for r in rows {
+            let mut c = Cols::new(r);
+            let (inst, body) = (c.s(), c.s());
+            let Ok(rx) = serde_json::from_str::<yigong_rx::Prescription>(&body) else {
+                continue;
+            };
+            for item in &rx.items {
+                let (Some(d), Some(units)) = (
+                    k.drug(item.drug.trim()),
+                    yigong_rx::engine::units_needed(k, item),
+                ) else {
+                    continue;
+                };
+                *out.entry(inst.clone())
+                    .or_default()
+                    .entry(d.code.clone())
+                    .or_default() += units.max(0);
+            }
+        }
+        out
+    }
+
     /// Gives the demo county believable pharmacy data as of `as_of`: every
     /// institution stocks a share of the formulary fitting its tier (village
     /// clinics about 60 common drugs, township centres about 150, lead
@@ -2777,6 +2839,7 @@ impl Store {
             })
             .collect())
         })?;
+        let demand = self.ph_demo_demand(k);
         let actor = Actor::system("synth");
         let year = as_of.year();
         let year_start = NaiveDate::from_ymd_opt(year, 1, 1).unwrap_or(as_of);
@@ -2798,14 +2861,23 @@ impl Store {
         let mut community_volume: BTreeMap<(String, String), i64> = BTreeMap::new();
         for inst in &insts {
             let mut r = Rng::new(seed, &inst.org.id);
+            // What the institution's waiting prescriptions need is on its shelf.
+            let needs = demand.get(&inst.org.id);
+            let needed = |d: &Drug| needs.and_then(|n| n.get(&d.code)).copied();
             let mut ranked: Vec<(f64, &Drug)> = k
                 .drugs
                 .iter()
-                .filter_map(|d| demo_score(&mut r, d, inst.tier).map(|s| (s, d)))
+                .filter_map(|d| {
+                    let s = demo_score(&mut r, d, inst.tier);
+                    match needed(d) {
+                        Some(_) => Some((s.unwrap_or(0.0) + 10.0, d)),
+                        None => s.map(|s| (s, d)),
+                    }
+                })
                 .collect();
             ranked.sort_by(|a, b| b.0.total_cmp(&a.0).then_with(|| a.1.code.cmp(&b.1.code)));
             if let Some(n) = inst.tier.assortment() {
-                ranked.truncate(n);
+                ranked.truncate(n.max(needs.map_or(0, HashMap::len)));
             }
             let mut shelf: Vec<&Drug> = ranked.into_iter().map(|(_, d)| d).collect();
             shelf.sort_by(|a, b| a.code.cmp(&b.code));
@@ -2832,20 +2904,48 @@ impl Store {
                         r.range(1, 12),
                         specs.len() + 1
                     );
-                    specs.push((d, lot, r.range(NEAR_EXPIRY_DAYS + 1, 730), units, cost, r.range(3, 200)));
+                    specs.push((
+                        d,
+                        lot,
+                        r.range(NEAR_EXPIRY_DAYS + 1, 730),
+                        units,
+                        cost,
+                        r.range(3, 200),
+                    ));
                 }
             }
             // A few batches near expiry, one or two already expired.
-            if !specs.is_empty() {
+            // (Not of drugs waiting prescriptions need.)
+            let spare: Vec<usize> = (0..specs.len())
+                .filter(|&i| needed(specs[i].0).is_none())
+                .collect();
+            if !spare.is_empty() {
                 for _ in 0..r.range(3, 5) {
-                    let i = r.range(0, specs.len() as i64 - 1) as usize;
+                    let i = *r.pick(&spare);
                     specs[i].2 = r.range(5, NEAR_EXPIRY_DAYS);
                 }
                 for _ in 0..r.range(1, 2) {
-                    let i = r.range(0, specs.len() as i64 - 1) as usize;
+                    let i = *r.pick(&spare);
                     // Expired a while ago: before any demo shipment of this month.
                     specs[i].2 = -r.range(15, 90);
                     specs[i].5 = specs[i].5.max(-specs[i].2 + 30);
+                }
+            }
+            // Enough unexpired stock for twice what waiting prescriptions need.
+            for (code, need) in needs.into_iter().flatten() {
+                let usable: i64 = specs
+                    .iter()
+                    .filter(|s| s.0.code == *code && s.2 >= 0)
+                    .map(|s| s.3)
+                    .sum();
+                if let Some(s) = specs
+                    .iter_mut()
+                    .filter(|s| s.0.code == *code && s.2 >= 0)
+                    .max_by_key(|s| s.2)
+                    && usable < 2 * need
+                {
+                    let p = package(s.0);
+                    s.3 += (2 * need - usable + p - 1) / p * p;
                 }
             }
             // VBP use this year, per drug: (yearly allocation, used so far).
@@ -2858,7 +2958,8 @@ impl Store {
                 }
                 let yearly = (yearly / 10).max(1) * 10;
                 let pace = 0.7 + 0.55 * r.f();
-                let used = (yearly as f64 * pace * elapsed as f64 / year_days as f64).round() as i64;
+                let used =
+                    (yearly as f64 * pace * elapsed as f64 / year_days as f64).round() as i64;
                 vbp_use.push((d, yearly, used));
                 if let Some(comm) = &inst.org.comm {
                     *community_volume
@@ -3082,7 +3183,15 @@ impl Store {
                 let reject = *r.pick(&REJECT_REASONS);
                 let cut = r.chance(0.5);
                 let result = self.db.write(|tx| {
-                    let id = request_tx(tx, &step(0), &actor, &req.org.id, &lines, Some("常规月度请领"), k)?;
+                    let id = request_tx(
+                        tx,
+                        &step(0),
+                        &actor,
+                        &req.org.id,
+                        &lines,
+                        Some("常规月度请领"),
+                        k,
+                    )?;
                     if target == ReqState::Requested {
                         return Ok(());
                     }
@@ -3137,7 +3246,8 @@ impl Store {
                 let resolve = n == 3;
                 let code = d.code.clone();
                 let result = self.db.write(|tx| {
-                    let id = report_shortage_tx(tx, &at, &actor, &inst.org.id, &code, Some(note), k)?;
+                    let id =
+                        report_shortage_tx(tx, &at, &actor, &inst.org.id, &code, Some(note), k)?;
                     if resolve {
                         resolve_shortage_tx(tx, &at, &actor, id, 1, "已通过调剂从邻近卫生院借调")?;
                     }

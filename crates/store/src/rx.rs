@@ -285,6 +285,7 @@ pub struct CommentRow {
     pub month: String,
     pub inst: String,
     pub prescriber: String,
+    pub prescriber_name: String,
     pub result: Option<String>,
     pub codes: Vec<String>,
     pub note: Option<String>,
@@ -297,7 +298,10 @@ pub struct CommentRow {
 /// One line of the post-hoc report (per institution or per prescriber).
 #[derive(Debug, Clone, Serialize, Default)]
 pub struct CommentStat {
+    /// Institution id or prescriber user name.
     pub key: String,
+    /// The prescriber's name (per-prescriber reports).
+    pub label: String,
     pub sampled: i64,
     pub reviewed: i64,
     pub rational: i64,
@@ -1196,7 +1200,7 @@ impl Store {
         }
         self.db.read(|c| {
             let rows = c.query(
-                &format!("SELECT c.rx, c.month, c.inst, c.prescriber, c.result, c.codes, c.note, c.reviewer, c.version, p.findings FROM rx_comment c JOIN rx_prescription p ON p.id = c.rx WHERE c.month = ?{w} ORDER BY c.inst, c.rx"),
+                &format!("SELECT c.rx, c.month, c.inst, c.prescriber, c.result, c.codes, c.note, c.reviewer, c.version, p.findings, p.prescriber_name FROM rx_comment c JOIN rx_prescription p ON p.id = c.rx WHERE c.month = ?{w} ORDER BY c.inst, c.rx"),
                 &p,
             )?;
             Ok(rows.into_iter().map(comment_from_row).collect())
@@ -1270,7 +1274,8 @@ impl Store {
             let pos = match out.iter().position(|s| s.key == key) {
                 Some(p) => p,
                 None => {
-                    out.push(CommentStat { key, ..Default::default() });
+                    let label = if by_prescriber { r.prescriber_name.clone() } else { String::new() };
+                    out.push(CommentStat { key, label, ..Default::default() });
                     out.len() - 1
                 }
             };
@@ -1405,6 +1410,7 @@ fn comment_from_row(r: Row) -> CommentRow {
         .into_string()
         .and_then(|f| serde_json::from_str(&f).ok())
         .unwrap_or(Value::Null);
+    let prescriber_name = next().into_string().unwrap_or_default();
     let mut suggested: Vec<String> = Vec::new();
     for f in findings.as_array().into_iter().flatten() {
         if let Some(c) = f["rule"].as_str().and_then(comment_code_for)
@@ -1413,7 +1419,7 @@ fn comment_from_row(r: Row) -> CommentRow {
             suggested.push(c.to_string());
         }
     }
-    CommentRow { rx, month, inst, prescriber, result, codes, note, reviewer, version, suggested }
+    CommentRow { rx, month, inst, prescriber, prescriber_name, result, codes, note, reviewer, version, suggested }
 }
 
 /// A keyed 64-bit mix (SplitMix64 over FNV-1a of the id) for deterministic sampling.

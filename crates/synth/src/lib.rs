@@ -5,7 +5,10 @@
 //! two-way referrals, orders to the shared diagnostic centres with reports and
 //! critical values, remote consultations, and appointments on the clinics'
 //! slots, as raw FHIR resources built with the `yigong-care` builders
-//! ([`Item::Resource`]).
+//! ([`Item::Resource`]) — and the prescriptions of the last [`WINDOW_DAYS`]
+//! days' visits, written against the shipped formulary, some with a problem
+//! put in on purpose for the review engine to find (`rx.rs`,
+//! [`Item::Prescription`]).
 //!
 //! Like a real county, the demo county has duplicate patient records (about 8% of
 //! residents are registered a second time, with typing errors, at an institution
@@ -44,6 +47,7 @@ mod geography;
 mod names;
 mod people;
 pub mod registrations;
+mod rx;
 mod staff;
 mod typos;
 
@@ -51,6 +55,7 @@ pub use care::diagnosis_name;
 pub use flows::RESOURCE_TYPES;
 pub use geography::{COUNTY_CODE, COUNTY_ID, OUT_OF_COUNTY_ID, SUB_CENTRES};
 pub use registrations::{Identity, Registration, RegistrationSummary, registrations};
+pub use rx::{INJECTED, RxModel, SynthRx, WINDOW_DAYS, injected_category};
 
 use chrono::NaiveDate;
 use yigong_core::{Condition, Encounter, Organization, Patient, Practitioner};
@@ -67,6 +72,8 @@ const STREAM_DUPLICATES: u64 = 4;
 const STREAM_FLOWS: u64 = 5;
 /// Clinic schedules and their slots (one stream).
 const STREAM_SCHEDULES: u64 = 6;
+/// Prescriptions (one stream per household).
+const STREAM_RX: u64 = 7;
 
 /// What to generate.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -89,6 +96,9 @@ pub enum Item {
     /// A raw FHIR resource (with `resourceType` and `id`) of the care flows:
     /// one of [`RESOURCE_TYPES`], built with the `yigong-care` builders.
     Resource(serde_json::Value),
+    /// A prescription of an outpatient or emergency visit of the last
+    /// [`WINDOW_DAYS`] days, with who wrote it and the problem put in on purpose.
+    Prescription(Box<SynthRx>),
 }
 
 /// The resource type of an [`Item::Resource`], as a static name.
@@ -124,6 +134,8 @@ pub struct Summary {
     pub schedules: usize,
     pub slots: usize,
     pub appointments: usize,
+    /// [`Item::Prescription`]s.
+    pub prescriptions: usize,
 }
 
 /// Streams the county in dependency order: all organisations (county node first,
@@ -136,7 +148,9 @@ pub struct Summary {
 /// right after the resident's items, followed by the encounters recorded under it,
 /// and then the resident's care flows ([`Item::Resource`]: referrals, exam orders
 /// with their results, consultations, appointments), each resource after every
-/// resource it refers to.
+/// resource it refers to. A patient's prescriptions ([`Item::Prescription`])
+/// come right after the encounters they were written at (the resident's after
+/// the resident's encounters, the duplicate record's after its encounters).
 /// Does not hold the residents in memory.
 pub fn generate(params: &Params, sink: &mut dyn FnMut(Item)) {
     generate_counted(params, sink);
@@ -163,6 +177,8 @@ pub fn generate_counted(params: &Params, sink: &mut dyn FnMut(Item)) -> Summary 
     flow_model.emit_schedules(&mut summary, sink);
 
     let model = care::CareModel::new(&geo, &staff, params.as_of);
+    let rx_model = RxModel::new(rx::shipped(), params.as_of);
+    let rx_county = rx::County::new(&geo, &staff);
     let mut population = people::Population::new(&geo, params.as_of);
     let mut counters = care::Counters::default();
     let mut left = params.residents as usize;
@@ -171,6 +187,7 @@ pub fn generate_counted(params: &Params, sink: &mut dyn FnMut(Item)) -> Summary 
         let mut rng = dist::substream(params.seed, STREAM_HOUSEHOLD, household);
         let mut dup_rng = dist::substream(params.seed, STREAM_DUPLICATES, household);
         let mut flow_rng = dist::substream(params.seed, STREAM_FLOWS, household);
+        let mut rx_rng = dist::substream(params.seed, STREAM_RX, household);
         household += 1;
         for person in population.household(&mut rng, left) {
             left -= 1;
@@ -185,6 +202,16 @@ pub fn generate_counted(params: &Params, sink: &mut dyn FnMut(Item)) -> Summary 
                 duplicate.as_ref().map_or(&[][..], |d| &d.encounters[..]),
                 &mut summary,
             );
+            let mut prescribe = |patient: &yigong_core::Patient, encounters: &[Encounter]| {
+                encounters
+                    .iter()
+                    .filter_map(|e| rx_model.for_encounter(&mut rx_rng, patient, e, &rx_county))
+                    .collect::<Vec<_>>()
+            };
+            let prescriptions = prescribe(&person.patient, &encounters);
+            let duplicate_prescriptions = duplicate
+                .as_ref()
+                .map_or(vec![], |d| prescribe(&d.patient, &d.encounters));
             summary.patients += 1;
             summary.conditions += conditions.len();
             summary.encounters += encounters.len();
@@ -195,6 +222,10 @@ pub fn generate_counted(params: &Params, sink: &mut dyn FnMut(Item)) -> Summary 
             for e in encounters {
                 sink(Item::Encounter(e));
             }
+            for p in prescriptions {
+                summary.prescriptions += 1;
+                sink(Item::Prescription(Box::new(p)));
+            }
             if let Some(d) = duplicate {
                 summary.patients += 1;
                 summary.duplicate_patients += 1;
@@ -202,6 +233,10 @@ pub fn generate_counted(params: &Params, sink: &mut dyn FnMut(Item)) -> Summary 
                 sink(Item::Patient(d.patient));
                 for e in d.encounters {
                     sink(Item::Encounter(e));
+                }
+                for p in duplicate_prescriptions {
+                    summary.prescriptions += 1;
+                    sink(Item::Prescription(Box::new(p)));
                 }
             }
             for r in care {

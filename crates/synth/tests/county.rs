@@ -27,6 +27,7 @@ fn json(item: &Item) -> String {
         Item::Encounter(e) => serde_json::to_string(e),
         Item::Condition(c) => serde_json::to_string(c),
         Item::Resource(v) => serde_json::to_string(v),
+        Item::Prescription(rx) => serde_json::to_string(rx),
     }
     .unwrap()
 }
@@ -67,7 +68,7 @@ fn summary_counts_what_was_emitted() {
         }
         Item::Encounter(_) => counts[3] += 1,
         Item::Condition(_) => counts[4] += 1,
-        Item::Resource(_) => {}
+        Item::Resource(_) | Item::Prescription(_) => {}
     });
     assert_eq!(
         [
@@ -248,8 +249,8 @@ fn every_item_is_valid_ordered_and_references_resolve() {
                 assert!(kinds[&c.institution].is_institution());
                 assert!(ids.insert(c.id.clone()), "duplicate {}", c.id);
             }
-            // Checked in tests/flows.rs.
-            Item::Resource(_) => {}
+            // Checked in tests/flows.rs and tests/rx.rs.
+            Item::Resource(_) | Item::Prescription(_) => {}
         }
     }
     assert_eq!(patients.len() - duplicates, 5_000);

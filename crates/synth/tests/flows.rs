@@ -119,6 +119,7 @@ fn every_reference_resolves_and_every_flow_reads_back() {
             Item::Patient(pt) => format!("Patient/{}", pt.id),
             Item::Encounter(e) => format!("Encounter/{}", e.id),
             Item::Condition(c) => format!("Condition/{}", c.id),
+            Item::Prescription(rx) => format!("Prescription/{}", rx.id),
             Item::Resource(v) => {
                 let t = rtype(v);
                 assert_eq!(resource_type(v), Some(t), "{t} is a declared type");

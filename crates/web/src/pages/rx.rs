@@ -1675,7 +1675,7 @@ async fn comments_page(st: &AppState, p: &Principal, v: CommentsView) -> Respons
             };
             let chosen = r.result.clone().unwrap_or_else(|| guess.to_string());
             context! {
-                rx => r.rx.clone(), inst => inst_name(&names, &r.inst), prescriber => r.prescriber.clone(),
+                rx => r.rx.clone(), inst => inst_name(&names, &r.inst), prescriber => format!("{}({})", r.prescriber_name, r.prescriber),
                 result => r.result.clone(), result_label => r.result.as_deref().map(result_label),
                 codes => r.codes.iter().map(|c| format!("{c} {}", code_label(c))).collect::<Vec<_>>(),
                 suggested => r.suggested.iter().map(|c| format!("{c} {}", code_label(c))).collect::<Vec<_>>(),
@@ -1698,7 +1698,7 @@ async fn comments_page(st: &AppState, p: &Principal, v: CommentsView) -> Respons
         .collect();
     let by_prescriber: Vec<minijinja::Value> = by_prescriber
         .iter()
-        .map(|s| stat(s, s.key.clone()))
+        .map(|s| stat(s, format!("{}({})", s.label, s.key)))
         .collect();
     let (status, message) = match v.message {
         Some((s, m)) => (Some(s), Some(m)),
