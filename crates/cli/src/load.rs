@@ -133,12 +133,19 @@ pub fn generate_into(
         .map_err(|_| anyhow::anyhow!("生成线程崩溃"))??;
     bar.finish_and_clear();
     // The last day's prescriptions wait in the pharmacists' queue.
+    let t = Instant::now();
     for chunk in prescriptions.chunks(5_000) {
         store.rx_import(&actor, chunk, as_of)?;
     }
+    let rx_secs = t.elapsed().as_secs_f64();
+    let t = Instant::now();
     let stock = store.pharmacy_seed_demo(seed, as_of)?;
     if progress {
-        println!("处方:{} 张(近 60 天);药房库存批次:{stock}", prescriptions.len());
+        println!(
+            "处方:{} 张(近 60 天,审核并载入 {rx_secs:.1} s);药房库存批次:{stock}({:.1} s)",
+            prescriptions.len(),
+            t.elapsed().as_secs_f64()
+        );
     }
     // Bulk loads skip the per-record index; resolve everyone at once (this also
     // trains the matching model on the county's own registrations).
