@@ -46,7 +46,11 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
 /// The county's prescriptions, in generation order.
 fn workload(residents: u32, seed: u64) -> Vec<yigong_rx::Prescription> {
     let as_of = chrono::NaiveDate::from_ymd_opt(2026, 10, 31).expect("valid date");
-    let params = yigong_synth::Params { residents, seed, as_of };
+    let params = yigong_synth::Params {
+        residents,
+        seed,
+        as_of,
+    };
     let mut out = Vec::new();
     yigong_synth::generate(&params, &mut |item| {
         if let yigong_synth::Item::Prescription(p) = item {
@@ -59,7 +63,9 @@ fn workload(residents: u32, seed: u64) -> Vec<yigong_rx::Prescription> {
 pub fn run(args: BenchRxArgs) -> Result<()> {
     println!(
         "== yigong bench-rx ==  机器:{} 核",
-        std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1)
     );
     let k = Knowledge::shipped().context("药品知识库加载失败")?;
     let t = Instant::now();
@@ -85,7 +91,11 @@ pub fn run(args: BenchRxArgs) -> Result<()> {
         verdicts[1] as f64 * 100.0 / n as f64,
         verdicts[2] as f64 * 100.0 / n as f64,
     );
-    println!("药品知识库:{} 种药品,{} 对相互作用", k.drugs.len(), k.facts.interactions.len());
+    println!(
+        "药品知识库:{} 种药品,{} 对相互作用",
+        k.drugs.len(),
+        k.facts.interactions.len()
+    );
 
     // 1. The engine, one thread.
     let mut rates = Vec::new();
@@ -132,11 +142,14 @@ pub fn run(args: BenchRxArgs) -> Result<()> {
     let token = {
         let store = Store::open_sqlite_dir(&dir)?;
         let org = |id: &str, name: &str, kind: &str, tier: Option<&str>, parent: Option<&str>| {
-            let mut types = vec![json!({ "coding": [{ "system": "https://yigong.org.cn/fhir/CodeSystem/org-kind", "code": kind }] })];
+            let mut types = vec![
+                json!({ "coding": [{ "system": "https://yigong.org.cn/fhir/CodeSystem/org-kind", "code": kind }] }),
+            ];
             if let Some(t) = tier {
                 types.push(json!({ "coding": [{ "system": "https://yigong.org.cn/fhir/CodeSystem/org-tier", "code": t }] }));
             }
-            let mut o = json!({ "resourceType": "Organization", "id": id, "name": name, "type": types });
+            let mut o =
+                json!({ "resourceType": "Organization", "id": id, "name": name, "type": types });
             if let Some(p) = parent {
                 o["partOf"] = json!({ "reference": format!("Organization/{p}") });
             }
@@ -198,6 +211,8 @@ pub fn run(args: BenchRxArgs) -> Result<()> {
         w.p99,
         w.non2xx
     );
-    println!("同类开源方案:议题所述的开源审方系统(50 条规则,以子串匹配诊断文本判断禁忌)不提供可运行的基准接口,本基准不含其对照数据。");
+    println!(
+        "同类开源方案:议题所述的开源审方系统(50 条规则,以子串匹配诊断文本判断禁忌)不提供可运行的基准接口,本基准不含其对照数据。"
+    );
     Ok(())
 }

@@ -15,6 +15,8 @@ use serde::{Deserialize, Serialize};
 pub mod budget;
 pub mod escalation;
 pub mod evaluation;
+pub mod indicators;
+pub mod measure;
 
 pub use budget::{
     Budget, BudgetError, Forecast, MonthExecution, MonthSpending, Overspend, Settlement,

@@ -5,7 +5,7 @@
 
 use crate::knowledge::{Knowledge, ROUTES};
 use crate::model::{
-    Allergy, Finding, Item, PatientFacts, Prescription, Prescriber, Setting, Severity, Sex,
+    Allergy, Finding, Item, PatientFacts, Prescriber, Prescription, Setting, Severity, Sex,
     SkinTest, Tier,
 };
 use chrono::NaiveDate;
@@ -20,7 +20,8 @@ pub const CS_RULE: &str = "https://yigong.org.cn/fhir/CodeSystem/rx-review-rule"
 pub const CS_OVERRIDE: &str = "https://yigong.org.cn/fhir/CodeSystem/rx-override-reason";
 pub const CS_SNOMED: &str = "http://snomed.info/sct";
 pub const CS_LOINC: &str = "http://loinc.org";
-pub const EXT_INFUSION_GROUP: &str = "https://yigong.org.cn/fhir/StructureDefinition/infusion-group";
+pub const EXT_INFUSION_GROUP: &str =
+    "https://yigong.org.cn/fhir/StructureDefinition/infusion-group";
 pub const EXT_SKIN_TEST: &str = "https://yigong.org.cn/fhir/StructureDefinition/skin-test";
 pub const EXT_SETTING: &str = "https://yigong.org.cn/fhir/StructureDefinition/rx-setting";
 
@@ -34,7 +35,10 @@ pub const LOINC_BREASTFEEDING: &str = "63895-7";
 pub const PREFETCH: [(&str, &str); 4] = [
     ("patient", "Patient/{{context.patientId}}"),
     ("conditions", "Condition?patient={{context.patientId}}"),
-    ("allergies", "AllergyIntolerance?patient={{context.patientId}}"),
+    (
+        "allergies",
+        "AllergyIntolerance?patient={{context.patientId}}",
+    ),
     (
         "labs",
         "Observation?patient={{context.patientId}}&code=http://loinc.org|29463-7,http://loinc.org|82810-3,http://loinc.org|33914-3,http://loinc.org|62238-1,http://loinc.org|63895-7&_sort=-date&_count=50",
@@ -109,14 +113,21 @@ pub fn parse_request(req: &Value, k: &Knowledge) -> Result<OrderSign, CdsError> 
         .filter(|h| !h.trim().is_empty())
         .ok_or_else(|| bad("缺少 hookInstance"))?
         .to_string();
-    let ctx = req.get("context").filter(|c| c.is_object()).ok_or_else(|| bad("缺少 context"))?;
-    let user_id = s(ctx, "userId").ok_or_else(|| bad("context 缺少 userId"))?.to_string();
+    let ctx = req
+        .get("context")
+        .filter(|c| c.is_object())
+        .ok_or_else(|| bad("缺少 context"))?;
+    let user_id = s(ctx, "userId")
+        .ok_or_else(|| bad("context 缺少 userId"))?
+        .to_string();
     let patient_id = s(ctx, "patientId")
         .filter(|p| !p.trim().is_empty())
         .ok_or_else(|| bad("context 缺少 patientId"))?
         .trim_start_matches("Patient/")
         .to_string();
-    let orders = ctx.get("draftOrders").ok_or_else(|| bad("context 缺少 draftOrders"))?;
+    let orders = ctx
+        .get("draftOrders")
+        .ok_or_else(|| bad("context 缺少 draftOrders"))?;
     if s(orders, "resourceType") != Some("Bundle") {
         return Err(bad("draftOrders 必须是 FHIR Bundle"));
     }
@@ -124,7 +135,10 @@ pub fn parse_request(req: &Value, k: &Knowledge) -> Result<OrderSign, CdsError> 
     let mut drafts = Vec::new();
     for (n, e) in entries.into_iter().flatten().enumerate() {
         let Some(r) = e.get("resource") else {
-            return Err(CdsError(format!("draftOrders 第 {} 条缺少 resource", n + 1)));
+            return Err(CdsError(format!(
+                "draftOrders 第 {} 条缺少 resource",
+                n + 1
+            )));
         };
         if s(r, "resourceType") == Some("MedicationRequest") {
             drafts.push(read_draft(r, n, k)?);
@@ -174,7 +188,11 @@ fn codings(cc: &Value) -> impl Iterator<Item = (&str, &str)> {
 fn read_draft(r: &Value, n: usize, k: &Knowledge) -> Result<Draft, CdsError> {
     let line = n + 1;
     let med = r.get("medicationCodeableConcept");
-    let text = med.and_then(|m| s(m, "text")).unwrap_or("").trim().to_string();
+    let text = med
+        .and_then(|m| s(m, "text"))
+        .unwrap_or("")
+        .trim()
+        .to_string();
     let mut drug = String::new();
     if let Some(m) = med {
         for (sys, code) in codings(m) {
@@ -199,9 +217,16 @@ fn read_draft(r: &Value, n: usize, k: &Knowledge) -> Result<Draft, CdsError> {
             text.clone()
         };
     }
-    let label = k
-        .drug(&drug)
-        .map_or_else(|| if text.is_empty() { drug.clone() } else { text.clone() }, |d| d.name.clone());
+    let label = k.drug(&drug).map_or_else(
+        || {
+            if text.is_empty() {
+                drug.clone()
+            } else {
+                text.clone()
+            }
+        },
+        |d| d.name.clone(),
+    );
     let di = r
         .get("dosageInstruction")
         .and_then(Value::as_array)
@@ -214,7 +239,10 @@ fn read_draft(r: &Value, n: usize, k: &Knowledge) -> Result<Draft, CdsError> {
     let (dose, unit) = match dq {
         Some(q) => (
             q.get("value").and_then(Value::as_f64).unwrap_or(f64::NAN),
-            s(q, "code").or_else(|| s(q, "unit")).unwrap_or("").to_string(),
+            s(q, "code")
+                .or_else(|| s(q, "unit"))
+                .unwrap_or("")
+                .to_string(),
         ),
         None => (f64::NAN, String::new()),
     };
@@ -374,7 +402,12 @@ fn frequency_of(di: &Value) -> String {
         }
     };
     if code.is_empty() {
-        format!("{}次/{}{}", freq, period, s(rep, "periodUnit").unwrap_or(""))
+        format!(
+            "{}次/{}{}",
+            freq,
+            period,
+            s(rep, "periodUnit").unwrap_or("")
+        )
     } else {
         code.into()
     }
@@ -424,18 +457,19 @@ fn bundle_resources<'a>(b: Option<&'a Value>, rtype: &'a str) -> impl Iterator<I
 }
 
 fn active(r: &Value) -> bool {
-    r.get("clinicalStatus")
-        .is_none_or(|c| codings(c).any(|(_, code)| code == "active" || code == "recurrence" || code == "relapse"))
-        && r
-            .get("verificationStatus")
-            .is_none_or(|c| !codings(c).any(|(_, code)| code == "refuted" || code == "entered-in-error"))
+    r.get("clinicalStatus").is_none_or(|c| {
+        codings(c).any(|(_, code)| code == "active" || code == "recurrence" || code == "relapse")
+    }) && r.get("verificationStatus").is_none_or(|c| {
+        !codings(c).any(|(_, code)| code == "refuted" || code == "entered-in-error")
+    })
 }
 
 /// Patient facts and active ICD-10 diagnoses from the (prefetched or fetched) resources.
 pub fn patient_facts(prefetch: &serde_json::Map<String, Value>) -> (PatientFacts, Vec<String>) {
     let mut f = PatientFacts::default();
     if let Some(p) = prefetch.get("patient") {
-        f.birth_date = s(p, "birthDate").and_then(|d| NaiveDate::parse_from_str(d, "%Y-%m-%d").ok());
+        f.birth_date =
+            s(p, "birthDate").and_then(|d| NaiveDate::parse_from_str(d, "%Y-%m-%d").ok());
         f.sex = match s(p, "gender") {
             Some("male") => Some(Sex::Male),
             Some("female") => Some(Sex::Female),
@@ -452,9 +486,11 @@ pub fn patient_facts(prefetch: &serde_json::Map<String, Value>) -> (PatientFacts
             }
         }
     }
-    for a in bundle_resources(prefetch.get("allergies"), "AllergyIntolerance").filter(|a| active(a)) {
+    for a in bundle_resources(prefetch.get("allergies"), "AllergyIntolerance").filter(|a| active(a))
+    {
         let code = a.get("code");
-        let coded = code.and_then(|c| codings(c).find(|(sys, _)| *sys == CS_ATC || *sys == CS_FORMULARY));
+        let coded =
+            code.and_then(|c| codings(c).find(|(sys, _)| *sys == CS_ATC || *sys == CS_FORMULARY));
         let text = code
             .and_then(|c| s(c, "text"))
             .or_else(|| {
@@ -477,10 +513,15 @@ pub fn patient_facts(prefetch: &serde_json::Map<String, Value>) -> (PatientFacts
     labs.sort_by(|a, b| effective(b).cmp(effective(a)));
     for o in labs {
         let Some(code) = o.get("code") else { continue };
-        let loinc: Vec<&str> = codings(code).filter(|(sys, _)| *sys == CS_LOINC).map(|(_, c)| c).collect();
+        let loinc: Vec<&str> = codings(code)
+            .filter(|(sys, _)| *sys == CS_LOINC)
+            .map(|(_, c)| c)
+            .collect();
         let q = o.get("valueQuantity");
         let qv = q.and_then(|q| q.get("value")).and_then(Value::as_f64);
-        let qu = q.and_then(|q| s(q, "code").or_else(|| s(q, "unit"))).unwrap_or("");
+        let qu = q
+            .and_then(|q| s(q, "code").or_else(|| s(q, "unit")))
+            .unwrap_or("");
         if loinc.contains(&LOINC_WEIGHT) && f.weight_kg.is_none() {
             f.weight_kg = qv.map(|v| if qu == "g" { v / 1000.0 } else { v });
         } else if LOINC_EGFR.iter().any(|c| loinc.contains(c)) && f.egfr.is_none() {
@@ -716,15 +757,24 @@ pub fn order_sign_request(hook_instance: &str, patient_id: &str, rx: &Prescripti
         labs.push(obs(LOINC_WEIGHT, json!({ "valueQuantity": { "value": w, "unit": "kg", "system": "http://unitsofmeasure.org", "code": "kg" } })));
     }
     if let Some(e) = p.egfr {
-        labs.push(obs(LOINC_EGFR[0], json!({ "valueQuantity": { "value": e, "unit": "mL/min/{1.73_m2}" } })));
+        labs.push(obs(
+            LOINC_EGFR[0],
+            json!({ "valueQuantity": { "value": e, "unit": "mL/min/{1.73_m2}" } }),
+        ));
     }
     if let Some(pr) = p.pregnant {
         let code = if pr { "LA15173-0" } else { "LA26683-5" };
-        labs.push(obs(LOINC_PREGNANCY, json!({ "valueCodeableConcept": { "coding": [{ "system": CS_LOINC, "code": code }] } })));
+        labs.push(obs(
+            LOINC_PREGNANCY,
+            json!({ "valueCodeableConcept": { "coding": [{ "system": CS_LOINC, "code": code }] } }),
+        ));
     }
     if let Some(l) = p.lactating {
         let code = if l { "LA33-6" } else { "LA32-8" };
-        labs.push(obs(LOINC_BREASTFEEDING, json!({ "valueCodeableConcept": { "coding": [{ "system": CS_LOINC, "code": code }] } })));
+        labs.push(obs(
+            LOINC_BREASTFEEDING,
+            json!({ "valueCodeableConcept": { "coding": [{ "system": CS_LOINC, "code": code }] } }),
+        ));
     }
     let bundle = |entries: Vec<Value>| json!({ "resourceType": "Bundle", "type": "searchset", "entry": entries });
     json!({
@@ -751,7 +801,9 @@ mod tests {
     #[test]
     fn frequencies_from_timing_repeat_and_codes() {
         let rep = |f: f64, p: f64, u: &str| {
-            frequency_of(&json!({"timing": {"repeat": {"frequency": f, "period": p, "periodUnit": u}}}))
+            frequency_of(
+                &json!({"timing": {"repeat": {"frequency": f, "period": p, "periodUnit": u}}}),
+            )
         };
         assert_eq!(rep(3.0, 1.0, "d"), "tid");
         assert_eq!(rep(1.0, 8.0, "h"), "q8h");
@@ -765,7 +817,10 @@ mod tests {
 
     #[test]
     fn routes_from_snomed_and_chinese_text() {
-        assert_eq!(route_of(&json!({"coding": [{"system": CS_SNOMED, "code": "26643006"}]})), "po");
+        assert_eq!(
+            route_of(&json!({"coding": [{"system": CS_SNOMED, "code": "26643006"}]})),
+            "po"
+        );
         assert_eq!(route_of(&json!({"text": "静脉滴注"})), "ivgtt");
     }
 

@@ -192,6 +192,7 @@ pub fn review(k: &Knowledge, rx: &Prescription) -> Vec<Finding> {
         review_item(&mut out, rx, i, &k.drugs[di], age_d, age_y);
     }
     pairs(&mut out, rx, &drugs);
+    potassium(&mut out, rx, &drugs);
     if rx.long_term {
         let listed = rx.diagnoses.iter().any(|d| {
             k.facts
@@ -215,6 +216,26 @@ pub fn review(k: &Knowledge, rx: &Prescription) -> Vec<Finding> {
 
 fn is_injection(route: &str) -> bool {
     matches!(route, "iv" | "ivgtt" | "im" | "sc" | "id")
+}
+
+/// Controlled or sustained release (控缓释制剂): a 缓释/控释 product or a transdermal patch.
+fn is_controlled_release(d: &Drug, route: &str) -> bool {
+    route == "td"
+        || ["缓释", "控释"]
+            .iter()
+            .any(|w| d.name.contains(w) || d.form.contains(w))
+}
+
+/// Cancer pain or moderate-to-severe chronic pain (处方管理办法 art. 24): a malignant
+/// neoplasm (C00–C97), chronic pain (R52.1, R52.2) or palliative care (Z51.5).
+fn chronic_pain(diagnoses: &[String]) -> bool {
+    diagnoses.iter().any(|g| {
+        let g = g.trim();
+        g.starts_with(['C', 'c'])
+            || ["R52.1", "R52.2", "Z51.5"]
+                .iter()
+                .any(|p| icd_matches(g, p))
+    })
 }
 
 /// Checks one line; returns its daily dose in the drug's dose unit when computable.
@@ -287,6 +308,21 @@ fn review_item(
                 AMR_RULES,
             );
         }
+        // 抗菌药物临床应用管理办法 art. 28: special-grade antimicrobials are not
+        // used in outpatient (门急诊) care.
+        if g == AntimicrobialGrade::Special && rx.setting != Setting::Inpatient {
+            out.add(
+                "LEG-AMR-OUTPATIENT",
+                Category::Legality,
+                Severity::Block,
+                &[i],
+                format!(
+                    "{name}属特殊使用级抗菌药物,不得在{}使用:请收住院并经会诊后使用,或改用其他药物",
+                    rx.setting.label()
+                ),
+                AMR_RULES,
+            );
+        }
     }
     if let Some(c) = d.controlled {
         let needs_right = matches!(c, ControlClass::Narcotic | ControlClass::Psychotropic1);
@@ -296,7 +332,10 @@ fn review_item(
                 Category::Legality,
                 Severity::Block,
                 &[i],
-                format!("{name}属{},处方医师未取得麻醉药品和第一类精神药品处方权", c.label()),
+                format!(
+                    "{name}属{},处方医师未取得麻醉药品和第一类精神药品处方权",
+                    c.label()
+                ),
                 RX_ADMIN,
             );
         }
@@ -310,21 +349,35 @@ fn review_item(
                 RX_ADMIN,
             );
         }
-        // 处方管理办法 art. 23–24: days' supply of special drugs.
+        // 处方管理办法 art. 23, 24 and 26: days' supply of special drugs. Narcotics
+        // and class-I psychotropics: an injection one dose (3 days for cancer or
+        // moderate-to-severe chronic pain), controlled/sustained release 7 days (15),
+        // other forms 3 days (7); inpatients one day. Class II: 7 days. The limit
+        // binds long prescriptions too (LONG-DRUG says they may not carry them).
         let limit = match c {
             ControlClass::Narcotic | ControlClass::Psychotropic1 => {
-                if is_injection(&item.route) {
-                    Some(1)
+                let pain = chronic_pain(&rx.diagnoses);
+                let who = if pain {
+                    "癌痛或中重度慢性疼痛患者的"
                 } else {
-                    Some(3)
-                }
+                    ""
+                };
+                Some(if rx.setting == Setting::Inpatient {
+                    (1, "住院患者应逐日开具,")
+                } else if is_injection(&item.route) {
+                    (if pain { 3 } else { 1 }, "注射剂")
+                } else if is_controlled_release(d, &item.route) {
+                    (if pain { 15 } else { 7 }, "控缓释制剂")
+                } else {
+                    (if pain { 7 } else { 3 }, "普通剂型")
+                })
+                .map(|(n, form)| (n, format!("{who}{form}")))
             }
-            ControlClass::Psychotropic2 => Some(7),
+            ControlClass::Psychotropic2 => Some((7, String::new())),
             _ => None,
         };
-        if let Some(limit) = limit
+        if let Some((limit, what)) = limit
             && item.days > limit
-            && !rx.long_term
         {
             out.add(
                 "LEG-CONTROLLED-DAYS",
@@ -332,7 +385,7 @@ fn review_item(
                 Severity::Block,
                 &[i],
                 format!(
-                    "{name}属{},每张处方不得超过 {limit} 日用量(现 {} 日)",
+                    "{name}属{},{what}每张处方不得超过 {limit} 日用量(现 {} 日)",
                     c.label(),
                     item.days
                 ),
@@ -340,7 +393,17 @@ fn review_item(
             );
         }
     }
-    // Format of the line.
+    // Format of the line. A local anaesthetic dissolving an intramuscular
+    // injection of its group (头孢曲松 with 1% 利多卡因, as the cephalosporin labels
+    // direct) is a solvent: its route and frequency are the other drug's.
+    let im_solvent = atc_matches(&d.atc, "N01BB")
+        && item.route.trim() == "im"
+        && item.group.is_some()
+        && rx
+            .items
+            .iter()
+            .enumerate()
+            .any(|(j, o)| j != i && o.group == item.group && o.route.trim() == "im");
     let per_day = doses_per_day(item.frequency.trim());
     if per_day.is_none() {
         out.add(
@@ -348,10 +411,13 @@ fn review_item(
             Category::Format,
             Severity::Block,
             &[i],
-            format!("第{n}行给药频次“{}”无法识别,请使用标准频次(如 qd、bid、tid)", item.frequency),
+            format!(
+                "第{n}行给药频次“{}”无法识别,请使用标准频次(如 qd、bid、tid)",
+                item.frequency
+            ),
             NORM,
         );
-    } else if !d.frequencies.iter().any(|f| f == item.frequency.trim()) {
+    } else if !im_solvent && !frequency_allowed(d, item.frequency.trim()) {
         let allowed: Vec<&str> = d.frequencies.iter().map(|f| frequency_label(f)).collect();
         out.add(
             "DOSE-FREQUENCY",
@@ -376,7 +442,7 @@ fn review_item(
             format!("第{n}行给药途径“{}”无法识别", item.route),
             NORM,
         );
-    } else if !d.routes.iter().any(|r| r == route) {
+    } else if !im_solvent && !d.routes.iter().any(|r| r == route) {
         let allowed: Vec<&str> = d.routes.iter().map(|r| route_label(r)).collect();
         out.add(
             "ROUTE-MISMATCH",
@@ -498,7 +564,11 @@ fn review_item(
                 Category::Elderly,
                 severity,
                 &[i],
-                format!("老年患者{}{name}{extra}:{}", caution_word(e.action), e.advice),
+                format!(
+                    "老年患者{}{name}{extra}:{}",
+                    caution_word(e.action),
+                    e.advice
+                ),
                 out.src(d, "population").to_string().as_str(),
             );
         }
@@ -506,8 +576,26 @@ fn review_item(
     if p.pregnant == Some(true)
         && let Some(cat) = d.pregnancy.as_deref()
     {
+        // A drug given for the pregnancy itself, i.e. for an obstetric diagnosis
+        // (ICD-10 chapter O) among its indications: ending the pregnancy (O00–O08,
+        // misoprostol for medical abortion) carries no fetal risk to review; for an
+        // obstetric condition (magnesium sulfate in pre-eclampsia) category D is a
+        // 提示. Category X stays blocked whatever the indication.
+        let mut for_pregnancy = false;
+        let mut ends_pregnancy = false;
+        for g in rx.diagnoses.iter().map(|g| g.trim()) {
+            let b = g.as_bytes();
+            if b.first().is_some_and(|c| c.eq_ignore_ascii_case(&b'O'))
+                && d.indications.iter().any(|ind| icd_matches(g, ind))
+            {
+                for_pregnancy = true;
+                ends_pregnancy |= b.len() >= 3 && b[1] == b'0' && (b'0'..=b'8').contains(&b[2]);
+            }
+        }
         let severity = match cat {
+            _ if ends_pregnancy => None,
             "X" => Some(Severity::Block),
+            "D" if for_pregnancy => Some(Severity::Info),
             "D" => Some(Severity::Warning),
             "C" => Some(Severity::Info),
             _ => None,
@@ -538,10 +626,14 @@ fn review_item(
             Category::Pregnancy,
             caution_severity(l),
             &[i],
-            format!("哺乳期{}{name}{}", caution_word(l), match l {
-                Caution::Contraindicated | Caution::Avoid => ":请换药或暂停哺乳",
-                _ => ":注意观察婴儿反应",
-            }),
+            format!(
+                "哺乳期{}{name}{}",
+                caution_word(l),
+                match l {
+                    Caution::Contraindicated | Caution::Avoid => ":请换药或暂停哺乳",
+                    _ => ":注意观察婴儿反应",
+                }
+            ),
             out.src(d, "population").to_string().as_str(),
         );
     }
@@ -567,7 +659,10 @@ fn review_item(
     }
     if d.skin_test {
         let (severity, what) = match item.skin_test {
-            SkinTest::Positive => (Some(Severity::Block), "皮试阳性,禁止使用:请换用其他类别药物"),
+            SkinTest::Positive => (
+                Some(Severity::Block),
+                "皮试阳性,禁止使用:请换用其他类别药物",
+            ),
             SkinTest::NotRecorded => (
                 Some(Severity::Warning),
                 "需做皮肤过敏试验,处方未注明皮试结果:请皮试并注明结果",
@@ -587,7 +682,8 @@ fn review_item(
     }
     // Indication and disease contraindications.
     let diags = &rx.diagnoses;
-    if !diags.is_empty()
+    // Blank diagnoses are FMT-DIAGNOSIS's business, not a mismatch.
+    if diags.iter().any(|g| !g.trim().is_empty())
         && !diags
             .iter()
             .any(|g| d.indications.iter().any(|ind| icd_matches(g, ind)))
@@ -606,9 +702,20 @@ fn review_item(
     }
     for c in &d.contraindications {
         if let Some(g) = diags.iter().find(|g| icd_matches(g, &c.icd10)) {
+            // A contraindication by pregnancy or lactation written as a diagnosis
+            // (Z33–Z35 pregnant state, Z39.1 lactation, chapter O) is the special-
+            // population problem, reported under pregnancy like PREGNANCY/LACTATION.
+            let category = if ["Z33", "Z34", "Z35", "Z39.1", "O"]
+                .iter()
+                .any(|p| icd_matches(g, p))
+            {
+                Category::Pregnancy
+            } else {
+                Category::Indication
+            };
             out.add(
                 "IND-CONTRA",
-                Category::Indication,
+                category,
                 caution_severity(c.action),
                 &[i],
                 format!("诊断 {g} 时{}{name}:{}", caution_word(c.action), c.note),
@@ -650,12 +757,34 @@ fn review_item(
                 Category::LongRx,
                 Severity::Info,
                 &[i],
-                format!("长期处方一般不超过 4 周,{name}开了 {} 日:请确认病情稳定并注明理由", item.days),
+                format!(
+                    "长期处方一般不超过 4 周,{name}开了 {} 日:请确认病情稳定并注明理由",
+                    item.days
+                ),
                 LONG_RX,
             );
         }
     }
     daily
+}
+
+/// Whether the label's frequencies admit `f`: "qn" is a once-daily dose taken at
+/// night, and fixed intervals equal times a day (q12h = bid, q8h = tid, q6h = qid).
+fn frequency_allowed(d: &Drug, f: &str) -> bool {
+    let same = |g: &str| {
+        g == f
+            || matches!(
+                (f, g),
+                ("qn", "qd")
+                    | ("q12h", "bid")
+                    | ("bid", "q12h")
+                    | ("q8h", "tid")
+                    | ("tid", "q8h")
+                    | ("q6h", "qid")
+                    | ("qid", "q6h")
+            )
+    };
+    d.frequencies.iter().any(|g| same(g))
 }
 
 fn age_text(days: u32) -> String {
@@ -703,7 +832,11 @@ fn adult_dose(out: &mut Out, i: usize, d: &Drug, v: f64, daily: Option<f64>, chi
             Category::Dose,
             Severity::Block,
             &[i],
-            format!("{name}单次剂量 {}{u} 超过最大单次剂量 {}{u}:请减量", fmt_num(v), fmt_num(max)),
+            format!(
+                "{name}单次剂量 {}{u} 超过最大单次剂量 {}{u}:请减量",
+                fmt_num(v),
+                fmt_num(max)
+            ),
             &src,
         );
     }
@@ -808,7 +941,11 @@ fn renal(out: &mut Out, i: usize, d: &Drug, egfr: f64, daily: Option<f64>) {
         .renal
         .iter()
         .filter(|r| egfr < r.egfr_below)
-        .max_by(|a, b| a.action.cmp(&b.action).then(b.egfr_below.total_cmp(&a.egfr_below)))
+        .max_by(|a, b| {
+            a.action
+                .cmp(&b.action)
+                .then(b.egfr_below.total_cmp(&a.egfr_below))
+        })
     else {
         return;
     };
@@ -844,6 +981,18 @@ fn renal(out: &mut Out, i: usize, d: &Drug, egfr: f64, daily: Option<f64>) {
     );
 }
 
+/// The allergy's text for matching, lower case; empty when the record says the
+/// patient is *not* allergic ("无青霉素过敏", "否认药物过敏史"), which free-text
+/// records often do.
+fn allergy_text(a: &crate::model::Allergy) -> String {
+    let t = a.text.trim().to_lowercase();
+    let negated = ["无", "否认", "不过敏", "no ", "none", "not ", "nkda"]
+        .iter()
+        .any(|n| t.starts_with(n))
+        || t.ends_with("不过敏");
+    if negated { String::new() } else { t }
+}
+
 fn allergy(out: &mut Out, rx: &Prescription, i: usize, d: &Drug) {
     let k = out.k;
     let allergies = &rx.patient.allergies;
@@ -854,9 +1003,9 @@ fn allergy(out: &mut Out, rx: &Prescription, i: usize, d: &Drug) {
     let name = &d.name;
     // The drug itself, by name or code.
     for a in allergies {
-        let text = a.text.trim().to_lowercase();
-        let by_text = !text.is_empty()
-            && (text.contains(d.generic.as_str()) || text.contains(d.en.as_str()));
+        let text = allergy_text(a);
+        let by_text =
+            !text.is_empty() && (text.contains(d.generic.as_str()) || text.contains(d.en.as_str()));
         let by_code = a
             .code
             .as_deref()
@@ -878,11 +1027,10 @@ fn allergy(out: &mut Out, rx: &Prescription, i: usize, d: &Drug) {
     let drug_classes = &k.drug_allergy_classes[di];
     let mut worst: Option<(Severity, String, String)> = None;
     for a in allergies {
-        let text = a.text.trim().to_lowercase();
+        let text = allergy_text(a);
         for (ci, c) in classes.iter().enumerate() {
             let hit = (!text.is_empty() && c.terms.iter().any(|t| text.contains(t.as_str())))
-                || a
-                    .code
+                || a.code
                     .as_deref()
                     .is_some_and(|code| c.atc.iter().any(|p| atc_matches(code, p)));
             if !hit {
@@ -942,7 +1090,10 @@ fn pairs(out: &mut Out, rx: &Prescription, drugs: &[Option<usize>]) {
         for (j, b) in drugs.iter().enumerate().skip(i + 1) {
             let Some(b) = *b else { continue };
             let db = &k.drugs[b];
-            if da.atc == db.atc {
+            let (ia, ib) = (&rx.items[i], &rx.items[j]);
+            if not_duplicate(da, ia, db, ib) {
+                // fall through to interactions and incompatibilities
+            } else if da.atc == db.atc {
                 out.add(
                     "DUP-SAME",
                     Category::Duplicate,
@@ -955,8 +1106,7 @@ fn pairs(out: &mut Out, rx: &Prescription, drugs: &[Option<usize>]) {
                     NORM,
                 );
                 continue;
-            }
-            if let Some(c) = k.drug_dup_classes[a]
+            } else if let Some(c) = k.drug_dup_classes[a]
                 .iter()
                 .find(|c| k.drug_dup_classes[b].contains(c))
             {
@@ -1006,7 +1156,6 @@ fn pairs(out: &mut Out, rx: &Prescription, drugs: &[Option<usize>]) {
                     &x.source,
                 );
             }
-            let (ia, ib) = (&rx.items[i], &rx.items[j]);
             if ia.group.is_some()
                 && ia.group == ib.group
                 && is_injection(&ia.route)
@@ -1035,6 +1184,103 @@ fn pairs(out: &mut Out, rx: &Prescription, drugs: &[Option<usize>]) {
     }
 }
 
+/// Potassium chloride injection (a 高警示 drug) must be diluted for infusion: at
+/// most 0.3% (3 g per litre) in a peripheral line (中国国家处方集). The concentration
+/// is the line's potassium over the volume of the carrier solutions in its group.
+fn potassium(out: &mut Out, rx: &Prescription, drugs: &[Option<usize>]) {
+    let k = out.k;
+    let carrier = |d: &Drug| {
+        ["B05BA03", "B05BB", "B05XA03"]
+            .iter()
+            .any(|p| atc_matches(&d.atc, p))
+    };
+    for (i, item) in rx.items.iter().enumerate() {
+        let Some(d) = drugs[i].map(|x| &k.drugs[x]) else {
+            continue;
+        };
+        if d.atc != "B05XA01" || item.route.trim() != "ivgtt" {
+            continue;
+        }
+        let Some(grams) = dose_in_unit(item.dose, item.unit.trim(), d)
+            .ok()
+            .and_then(|v| unit_factor(&d.dose_unit, "g").map(|f| v * f))
+        else {
+            continue;
+        };
+        let volume: f64 = rx
+            .items
+            .iter()
+            .zip(drugs)
+            .filter(|(other, _)| item.group.is_some() && other.group == item.group)
+            .filter_map(|(other, x)| {
+                let c = &k.drugs[(*x)?];
+                if !carrier(c) {
+                    return None;
+                }
+                let ml = dose_in_unit(other.dose, other.unit.trim(), c).ok()?;
+                unit_factor(&c.dose_unit, "ml").map(|f| ml * f)
+            })
+            .sum();
+        let name = &d.name;
+        if volume <= 0.0 {
+            out.add(
+                "DOSE-CONC",
+                Category::Dose,
+                Severity::Warning,
+                &[i],
+                format!("{name}须稀释后静脉滴注(浓度不超过0.3%):请在同一输液组写明溶媒及其用量"),
+                "CNF-2021",
+            );
+        } else if grams / volume > 0.003 * 1.0001 {
+            out.add(
+                "DOSE-CONC",
+                Category::Dose,
+                Severity::Block,
+                &[i],
+                format!(
+                    "{name} {}g 加入 {}ml 溶媒,浓度 {}% 超过外周静脉滴注上限 0.3%:请增加溶媒或减少氯化钾",
+                    fmt_num(grams),
+                    fmt_num(volume),
+                    fmt_num(grams / volume * 100.0)
+                ),
+                "CNF-2021",
+            );
+        }
+    }
+}
+
+/// Two lines of one ingredient or class that are not duplicate therapy:
+/// - infusion carriers (0.9% sodium chloride, glucose, glucose-saline, Ringer's)
+///   in different infusion groups: each bag needs its own solvent;
+/// - a loading dose (st) and the maintenance dose of the same drug;
+/// - a 必要时 (prn) reliever beside a scheduled drug for the same condition: a
+///   sublingual nitrate or a short-acting β2 agonist as rescue for a long-acting
+///   one, or the same opioid for breakthrough pain (缓释吗啡 + 即释吗啡).
+fn not_duplicate(da: &Drug, ia: &crate::model::Item, db: &Drug, ib: &crate::model::Item) -> bool {
+    let carrier = |d: &Drug| {
+        ["B05BA03", "B05BB", "B05XA03"]
+            .iter()
+            .any(|p| atc_matches(&d.atc, p))
+    };
+    if carrier(da) && carrier(db) && ia.group != ib.group {
+        return true;
+    }
+    // A single loading dose (st) beside the maintenance dose of the same drug
+    // (阿司匹林 300 mg st + 100 mg qd in acute coronary syndrome).
+    let st = |i: &crate::model::Item| i.frequency.trim() == "st";
+    if da.atc == db.atc && st(ia) != st(ib) {
+        return true;
+    }
+    let prn = |i: &crate::model::Item| i.frequency.trim() == "prn";
+    if prn(ia) == prn(ib) {
+        return false;
+    }
+    ["C01DA", "R03AC"]
+        .iter()
+        .any(|p| atc_matches(&da.atc, p) && atc_matches(&db.atc, p))
+        || (da.atc == db.atc && atc_matches(&da.atc, "N02A"))
+}
+
 /// Dispensing units a line needs: tablets and capsules are counted over the
 /// whole course (half tablets add up), injections by whole vials per dose, and
 /// liquids, creams and inhalers by whole containers of their content.
@@ -1052,4 +1298,26 @@ pub fn units_needed(k: &Knowledge, item: &crate::model::Item) -> Option<i64> {
         (dose * doses / per_unit - 1e-9).ceil().max(1.0)
     };
     Some(units as i64)
+}
+
+#[cfg(test)]
+mod allergy_text_tests {
+    use super::allergy_text;
+    use crate::model::Allergy;
+
+    #[test]
+    fn negated_allergy_records_match_nothing() {
+        let a = |t: &str| {
+            allergy_text(&Allergy {
+                code: None,
+                text: t.into(),
+            })
+        };
+        assert_eq!(a("无青霉素过敏"), "");
+        assert_eq!(a("否认药物过敏史"), "");
+        assert_eq!(a("青霉素不过敏"), "");
+        assert_eq!(a("NKDA"), "");
+        assert_eq!(a("青霉素"), "青霉素");
+        assert_eq!(a(" Penicillin "), "penicillin");
+    }
 }

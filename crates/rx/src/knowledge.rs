@@ -560,7 +560,11 @@ impl Knowledge {
                 known(file, &d.code, s)?;
             }
         }
-        let class_ids: HashSet<&str> = facts.allergy_classes.iter().map(|c| c.id.as_str()).collect();
+        let class_ids: HashSet<&str> = facts
+            .allergy_classes
+            .iter()
+            .map(|c| c.id.as_str())
+            .collect();
         for d in &drugs {
             if let Some(c) = &d.allergy_class
                 && !class_ids.contains(c.as_str())
@@ -569,7 +573,11 @@ impl Knowledge {
             }
         }
         for x in &facts.interactions {
-            known("facts.json", &format!("相互作用 {}×{}", x.a, x.b), &x.source)?;
+            known(
+                "facts.json",
+                &format!("相互作用 {}×{}", x.a, x.b),
+                &x.source,
+            )?;
         }
         for c in &facts.duplicate_classes {
             known("facts.json", &format!("重复用药类别 {}", c.id), &c.source)?;
@@ -578,15 +586,26 @@ impl Knowledge {
             known("facts.json", &format!("过敏类别 {}", c.id), &c.source)?;
             for x in &c.cross {
                 if !class_ids.contains(x.class.as_str()) {
-                    return Err(err("facts.json", format!("过敏类别 {} 的交叉类别 {} 未定义", c.id, x.class)));
+                    return Err(err(
+                        "facts.json",
+                        format!("过敏类别 {} 的交叉类别 {} 未定义", c.id, x.class),
+                    ));
                 }
             }
         }
         for x in &facts.incompatibilities {
-            known("facts.json", &format!("配伍禁忌 {}×{}", x.a, x.b), &x.source)?;
+            known(
+                "facts.json",
+                &format!("配伍禁忌 {}×{}", x.a, x.b),
+                &x.source,
+            )?;
         }
         for x in &facts.long_rx_conditions {
-            known("facts.json", &format!("长期处方病种 {}", x.icd10), &x.source)?;
+            known(
+                "facts.json",
+                &format!("长期处方病种 {}", x.icd10),
+                &x.source,
+            )?;
         }
         let mut k = Knowledge {
             sources,

@@ -5,8 +5,12 @@
 use chrono::NaiveDate;
 use serde_json::json;
 use yigong_rx::Knowledge;
-use yigong_rx::cds::{missing_prefetch, order_sign_request, parse_request, patient_facts, prescription};
-use yigong_rx::model::{Allergy, Item, PatientFacts, Prescriber, Prescription, Setting, Sex, SkinTest, Tier};
+use yigong_rx::cds::{
+    missing_prefetch, order_sign_request, parse_request, patient_facts, prescription,
+};
+use yigong_rx::model::{
+    Allergy, Item, PatientFacts, Prescriber, Prescription, Setting, Sex, SkinTest, Tier,
+};
 
 fn sample(k: &Knowledge) -> Prescription {
     let amox = k.drug("J01CA04").expect("amoxicillin in the formulary");
@@ -25,12 +29,33 @@ fn sample(k: &Knowledge) -> Prescription {
             lactating: Some(false),
             egfr: Some(52.0),
             hepatic: None,
-            allergies: vec![Allergy { code: None, text: "磺胺".into() }],
+            allergies: vec![Allergy {
+                code: None,
+                text: "磺胺".into(),
+            }],
         },
         diagnoses: vec!["J02.9".into(), "I10".into()],
         items: vec![
-            Item { drug: amox.code.clone(), dose: 500.0, unit: "mg".into(), frequency: "tid".into(), route: "po".into(), days: 3, group: None, skin_test: SkinTest::Negative },
-            Item { drug: aml.code.clone(), dose: 5.0, unit: "mg".into(), frequency: "qd".into(), route: "po".into(), days: 3, group: Some(2), skin_test: SkinTest::NotRecorded },
+            Item {
+                drug: amox.code.clone(),
+                dose: 500.0,
+                unit: "mg".into(),
+                frequency: "tid".into(),
+                route: "po".into(),
+                days: 3,
+                group: None,
+                skin_test: SkinTest::Negative,
+            },
+            Item {
+                drug: aml.code.clone(),
+                dose: 5.0,
+                unit: "mg".into(),
+                frequency: "qd".into(),
+                route: "po".into(),
+                days: 3,
+                group: Some(2),
+                skin_test: SkinTest::NotRecorded,
+            },
         ],
     }
 }
@@ -43,7 +68,14 @@ fn a_prescription_round_trips_through_order_sign() {
     let o = parse_request(&req, &k).unwrap();
     assert!(missing_prefetch(&o).is_empty());
     let (facts, diagnoses) = patient_facts(&o.prefetch);
-    let back = prescription(&o, facts, diagnoses, rx.date, rx.tier, rx.prescriber.clone());
+    let back = prescription(
+        &o,
+        facts,
+        diagnoses,
+        rx.date,
+        rx.tier,
+        rx.prescriber.clone(),
+    );
     assert_eq!(back, rx);
     assert_eq!(yigong_rx::review(&k, &back), yigong_rx::review(&k, &rx));
 }
@@ -66,7 +98,14 @@ fn atc_codes_chinese_names_and_units_are_understood() {
     assert_eq!(o.patient_id, "p1");
     let d = &o.drafts[0];
     assert!(d.item.drug.starts_with("J01CA04"), "{}", d.item.drug);
-    assert_eq!((d.item.frequency.as_str(), d.item.route.as_str(), d.item.days), ("q8h", "po", 7));
+    assert_eq!(
+        (
+            d.item.frequency.as_str(),
+            d.item.route.as_str(),
+            d.item.days
+        ),
+        ("q8h", "po", 7)
+    );
     assert!(d.long_term);
     assert_eq!(missing_prefetch(&o).len(), 4);
 }
@@ -77,12 +116,38 @@ fn bad_requests_say_what_is_wrong() {
     let ok = || json!({ "hook": "order-sign", "hookInstance": "x", "context": { "userId": "Practitioner/1", "patientId": "p1", "draftOrders": { "resourceType": "Bundle", "entry": [ { "resource": { "resourceType": "MedicationRequest", "medicationCodeableConcept": { "text": "x" } } } ] } } });
     assert!(parse_request(&ok(), &k).is_ok());
     for (mutate, needle) in [
-        (Box::new(|v: &mut serde_json::Value| v["hook"] = json!("patient-view")) as Box<dyn Fn(&mut serde_json::Value)>, "order-sign"),
-        (Box::new(|v| { v.as_object_mut().unwrap().remove("hookInstance"); }), "hookInstance"),
-        (Box::new(|v| { v["context"].as_object_mut().unwrap().remove("patientId"); }), "patientId"),
-        (Box::new(|v| v["context"]["draftOrders"] = json!({ "resourceType": "List" })), "Bundle"),
-        (Box::new(|v| v["context"]["draftOrders"]["entry"] = json!([])), "MedicationRequest"),
-        (Box::new(|v| v["context"]["draftOrders"]["entry"][0]["resource"]["dispenseRequest"] = json!({ "expectedSupplyDuration": { "value": 3, "unit": "fortnight" } })), "单位"),
+        (
+            Box::new(|v: &mut serde_json::Value| v["hook"] = json!("patient-view"))
+                as Box<dyn Fn(&mut serde_json::Value)>,
+            "order-sign",
+        ),
+        (
+            Box::new(|v| {
+                v.as_object_mut().unwrap().remove("hookInstance");
+            }),
+            "hookInstance",
+        ),
+        (
+            Box::new(|v| {
+                v["context"].as_object_mut().unwrap().remove("patientId");
+            }),
+            "patientId",
+        ),
+        (
+            Box::new(|v| v["context"]["draftOrders"] = json!({ "resourceType": "List" })),
+            "Bundle",
+        ),
+        (
+            Box::new(|v| v["context"]["draftOrders"]["entry"] = json!([])),
+            "MedicationRequest",
+        ),
+        (
+            Box::new(|v| {
+                v["context"]["draftOrders"]["entry"][0]["resource"]["dispenseRequest"] =
+                    json!({ "expectedSupplyDuration": { "value": 3, "unit": "fortnight" } })
+            }),
+            "单位",
+        ),
     ] {
         let mut v = ok();
         mutate(&mut v);

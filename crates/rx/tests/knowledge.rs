@@ -19,13 +19,27 @@ fn shipped_knowledge_loads_and_is_consistent() {
     // otherwise it can never fire.
     let covered = |p: &str| k.drugs.iter().any(|d| atc_matches(&d.atc, p));
     for x in &k.facts.interactions {
-        assert!(covered(&x.a) && covered(&x.b), "相互作用 {}×{} 的一侧不在目录中", x.a, x.b);
+        assert!(
+            covered(&x.a) && covered(&x.b),
+            "相互作用 {}×{} 的一侧不在目录中",
+            x.a,
+            x.b
+        );
     }
     for x in &k.facts.incompatibilities {
-        assert!(covered(&x.a) && covered(&x.b), "配伍禁忌 {}×{} 的一侧不在目录中", x.a, x.b);
+        assert!(
+            covered(&x.a) && covered(&x.b),
+            "配伍禁忌 {}×{} 的一侧不在目录中",
+            x.a,
+            x.b
+        );
     }
     for c in &k.facts.duplicate_classes {
-        let n = k.drugs.iter().filter(|d| c.atc.iter().any(|p| atc_matches(&d.atc, p))).count();
+        let n = k
+            .drugs
+            .iter()
+            .filter(|d| c.atc.iter().any(|p| atc_matches(&d.atc, p)))
+            .count();
         assert!(n >= 2, "重复用药类别 {} 在目录中不足两种药", c.id);
     }
 }
@@ -34,5 +48,9 @@ fn shipped_knowledge_loads_and_is_consistent() {
 fn shipped_knowledge_meets_the_issue_sizes() {
     let k = Knowledge::shipped().unwrap_or_else(|e| panic!("{e}"));
     assert!(k.drugs.len() >= 300, "目录只有 {} 种药品", k.drugs.len());
-    assert!(k.facts.interactions.len() >= 150, "相互作用只有 {} 对", k.facts.interactions.len());
+    assert!(
+        k.facts.interactions.len() >= 150,
+        "相互作用只有 {} 对",
+        k.facts.interactions.len()
+    );
 }

@@ -10,8 +10,8 @@ pub mod care;
 pub mod db;
 pub mod mpi;
 pub mod pharmacy;
-pub mod rx;
 mod resources;
+pub mod rx;
 mod stats;
 
 pub use auth::{Role, User};

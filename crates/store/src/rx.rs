@@ -211,7 +211,10 @@ pub const COMMENT_RESULTS: [(&str, &str); 4] = [
 
 /// The standard categories: N = 不规范 (art. 17), I = 用药不适宜 (art. 18), A = 超常 (art. 19).
 pub const COMMENT_CODES: [(&str, &str); 28] = [
-    ("N1", "处方前记、正文、后记内容缺项,书写不规范或字迹难以辨认"),
+    (
+        "N1",
+        "处方前记、正文、后记内容缺项,书写不规范或字迹难以辨认",
+    ),
     ("N2", "医师签名、签章不规范或与留样不一致"),
     ("N3", "药师未对处方进行适宜性审核"),
     ("N4", "新生儿、婴幼儿处方未写明日、月龄"),
@@ -219,7 +222,10 @@ pub const COMMENT_CODES: [(&str, &str); 28] = [
     ("N6", "未使用药品规范名称开具处方"),
     ("N7", "药品的剂量、规格、数量、单位等书写不规范或不清楚"),
     ("N8", "用法、用量使用“遵医嘱”“自用”等含糊不清字句"),
-    ("N9", "处方修改未签名并注明修改日期,或超剂量使用未注明原因和再次签名"),
+    (
+        "N9",
+        "处方修改未签名并注明修改日期,或超剂量使用未注明原因和再次签名",
+    ),
     ("N10", "开具处方未写临床诊断或临床诊断书写不全"),
     ("N11", "单张门急诊处方超过五种药品"),
     ("N12", "门诊超过7日用量、急诊超过3日用量,需延长时未注明理由"),
@@ -250,13 +256,18 @@ pub fn comment_code_for(rule: &str) -> Option<&'static str> {
         "FMT-DAYS" => "N12",
         "FMT-DOSE" | "FMT-FREQUENCY" | "FMT-ROUTE" | "FMT-WEIGHT" | "FMT-UNKNOWN-DRUG" => "N7",
         "LEG-CONTROLLED" | "LEG-CONTROLLED-TIER" | "LEG-CONTROLLED-DAYS" => "N13",
-        "LEG-AMR-GRADE" | "LEG-AMR-TIER" => "N14",
+        "LEG-AMR-GRADE" | "LEG-AMR-TIER" | "LEG-AMR-OUTPATIENT" => "N14",
         "IND-NONE" => "I1",
         "IND-CONTRA" | "PREGNANCY" | "LACTATION" | "CHILD-AGE" | "ELDERLY" | "RENAL"
         | "HEPATIC" | "ALLERGY" | "LEG-RESTRICTED" => "I2",
         "ROUTE-MISMATCH" => "I3",
-        "DOSE-SINGLE" | "DOSE-DAILY" | "DOSE-LOW" | "DOSE-FREQUENCY" | "DOSE-CHILD-KG"
-        | "DOSE-CHILD-KG-DAILY" => "I5",
+        "DOSE-SINGLE"
+        | "DOSE-DAILY"
+        | "DOSE-LOW"
+        | "DOSE-FREQUENCY"
+        | "DOSE-CHILD-KG"
+        | "DOSE-CHILD-KG-DAILY"
+        | "DOSE-CONC" => "I5",
         "DDI" => "I8",
         "INCOMPAT" => "I8",
         "DUP-SAME" => "I7",
@@ -356,7 +367,11 @@ fn local_today() -> NaiveDate {
 
 fn local_month(at: &str) -> String {
     DateTime::parse_from_rfc3339(at)
-        .map(|t| (t.with_timezone(&Utc) + Duration::hours(8)).format("%Y-%m").to_string())
+        .map(|t| {
+            (t.with_timezone(&Utc) + Duration::hours(8))
+                .format("%Y-%m")
+                .to_string()
+        })
         .unwrap_or_else(|_| at.chars().take(7).collect())
 }
 
@@ -410,7 +425,10 @@ fn apply_one(drugs: &mut Vec<Drug>, d: &Decision) -> Result<(), String> {
             let drug: Drug =
                 serde_json::from_value(entry).map_err(|e| format!("药品条目格式错误: {e}"))?;
             if drug.code != d.drug {
-                return Err(format!("药品条目编码 {} 与决议药品 {} 不一致", drug.code, d.drug));
+                return Err(format!(
+                    "药品条目编码 {} 与决议药品 {} 不一致",
+                    drug.code, d.drug
+                ));
             }
             check_drug(&drug).map_err(|m| format!("药品条目不合格:{m}"))?;
             match pos {
@@ -433,7 +451,11 @@ fn apply_one(drugs: &mut Vec<Drug>, d: &Decision) -> Result<(), String> {
         ("remove" | "restrict" | "unrestrict" | "update", None) => {
             return Err(format!("药品 {} 不在目录中", d.drug));
         }
-        (k, _) => return Err(format!("未知的决议类型 {k}(应为 add、remove、restrict、unrestrict、update)")),
+        (k, _) => {
+            return Err(format!(
+                "未知的决议类型 {k}(应为 add、remove、restrict、unrestrict、update)"
+            ));
+        }
     }
     Ok(())
 }
@@ -458,7 +480,9 @@ impl Store {
             if r.decision.effective <= today {
                 in_force.push(r.decision);
             } else {
-                pending_from = Some(pending_from.map_or(r.decision.effective, |p: NaiveDate| p.min(r.decision.effective)));
+                pending_from = Some(pending_from.map_or(r.decision.effective, |p: NaiveDate| {
+                    p.min(r.decision.effective)
+                }));
             }
         }
         in_force.sort_by_key(|d| d.effective);
@@ -475,7 +499,8 @@ impl Store {
 
     pub fn rx_set_settings(&self, actor: &Actor, settings: RxSettings) -> Result<(), StoreError> {
         settings.check().map_err(StoreError::Invalid)?;
-        let text = serde_json::to_string(&settings).map_err(|e| StoreError::Invalid(e.to_string()))?;
+        let text =
+            serde_json::to_string(&settings).map_err(|e| StoreError::Invalid(e.to_string()))?;
         let at = now_string();
         self.db.write(|tx| {
             tx.exec(
@@ -547,7 +572,10 @@ impl Store {
     /// The tier and community of an institution.
     fn rx_institution(&self, inst: &str) -> Result<(Tier, Option<String>), StoreError> {
         let row = self.db.read(|c| {
-            c.query_one("SELECT tier, comm FROM org_tree WHERE id = ?", &[inst.into()])
+            c.query_one(
+                "SELECT tier, comm FROM org_tree WHERE id = ?",
+                &[inst.into()],
+            )
         })?;
         let Some(r) = row else {
             return Err(StoreError::Forbidden("所在机构不存在,不能开具处方".into()));
@@ -594,8 +622,14 @@ impl Store {
         }
         let mut prefetch = serde_json::Map::new();
         prefetch.insert("patient".into(), body);
-        prefetch.insert("allergies".into(), serde_json::json!({"resourceType": "Bundle", "entry": allergies}));
-        prefetch.insert("labs".into(), serde_json::json!({"resourceType": "Bundle", "entry": labs}));
+        prefetch.insert(
+            "allergies".into(),
+            serde_json::json!({"resourceType": "Bundle", "entry": allergies}),
+        );
+        prefetch.insert(
+            "labs".into(),
+            serde_json::json!({"resourceType": "Bundle", "entry": labs}),
+        );
         let (mut f, _) = yigong_rx::cds::patient_facts(&prefetch);
         if input.weight_kg.is_some() {
             f.weight_kg = input.weight_kg;
@@ -612,7 +646,9 @@ impl Store {
         if let Some(h) = input.hepatic.as_deref().filter(|h| !h.trim().is_empty()) {
             let h = h.trim().to_ascii_uppercase();
             if !["A", "B", "C"].contains(&h.as_str()) {
-                return Err(StoreError::Invalid("肝功能分级须为 Child-Pugh A、B 或 C".into()));
+                return Err(StoreError::Invalid(
+                    "肝功能分级须为 Child-Pugh A、B 或 C".into(),
+                ));
             }
             f.hepatic = Some(h);
         }
@@ -632,7 +668,9 @@ impl Store {
         date: NaiveDate,
     ) -> Result<(String, Prescription, Option<String>, Tier), StoreError> {
         if !matches!(role, Role::Clinician | Role::VillageDoctor) {
-            return Err(StoreError::Forbidden("只有医师和乡村医生可以开具处方".into()));
+            return Err(StoreError::Forbidden(
+                "只有医师和乡村医生可以开具处方".into(),
+            ));
         }
         let inst = actor
             .institution
@@ -650,7 +688,11 @@ impl Store {
                 return Err(StoreError::Invalid(format!("第 {} 行没有选择药品", i + 1)));
             }
             if it.days > 366 {
-                return Err(StoreError::Invalid(format!("第 {} 行用药天数 {} 不合理", i + 1, it.days)));
+                return Err(StoreError::Invalid(format!(
+                    "第 {} 行用药天数 {} 不合理",
+                    i + 1,
+                    it.days
+                )));
             }
         }
         let (name, facts) = self.rx_patient(input)?;
@@ -694,7 +736,8 @@ impl Store {
         let due = plus_minutes(&at, state.settings.minutes(rx.setting));
         let top = findings.iter().max_by_key(|f| f.severity).map(|f| f.rule);
         let body = serde_json::to_string(&rx).map_err(|e| StoreError::Invalid(e.to_string()))?;
-        let fj = serde_json::to_string(&findings).map_err(|e| StoreError::Invalid(e.to_string()))?;
+        let fj =
+            serde_json::to_string(&findings).map_err(|e| StoreError::Invalid(e.to_string()))?;
         let month = local_month(&at);
         self.db.write(|tx| {
             tx.exec(
@@ -798,7 +841,9 @@ impl Store {
         p.push(Val::Int(limit));
         self.db.read(|c| {
             c.query(
-                &format!("SELECT {RX_COLS} FROM rx_prescription WHERE {w} ORDER BY {order} LIMIT ?"),
+                &format!(
+                    "SELECT {RX_COLS} FROM rx_prescription WHERE {w} ORDER BY {order} LIMIT ?"
+                ),
                 &p,
             )?
             .into_iter()
@@ -822,10 +867,18 @@ impl Store {
             }
         };
         self.db.read(|c| {
-            Ok(c.query(&format!("SELECT status, count(*) FROM rx_prescription{w} GROUP BY status"), &p)?
-                .into_iter()
-                .map(|r| (r[0].as_str().unwrap_or("").to_string(), r[1].as_int().unwrap_or(0)))
-                .collect())
+            Ok(c.query(
+                &format!("SELECT status, count(*) FROM rx_prescription{w} GROUP BY status"),
+                &p,
+            )?
+            .into_iter()
+            .map(|r| {
+                (
+                    r[0].as_str().unwrap_or("").to_string(),
+                    r[1].as_int().unwrap_or(0),
+                )
+            })
+            .collect())
         })
     }
 
@@ -843,7 +896,9 @@ impl Store {
             return Err(StoreError::Forbidden("只有药师可以审核处方".into()));
         }
         if matches!(actor.scope, Scope::Institution(_)) {
-            return Err(StoreError::Forbidden("集中审方由牵头医院药师负责:您的账号没有医共体审方范围".into()));
+            return Err(StoreError::Forbidden(
+                "集中审方由牵头医院药师负责:您的账号没有医共体审方范围".into(),
+            ));
         }
         let note = note.trim();
         let at = now_string();
@@ -902,7 +957,8 @@ impl Store {
         let verdict = yigong_rx::verdict(&findings);
         let auto = verdict == Verdict::Pass && !state.settings.review_all;
         let body = serde_json::to_string(&rx).map_err(|e| StoreError::Invalid(e.to_string()))?;
-        let fj = serde_json::to_string(&findings).map_err(|e| StoreError::Invalid(e.to_string()))?;
+        let fj =
+            serde_json::to_string(&findings).map_err(|e| StoreError::Invalid(e.to_string()))?;
         let top = findings.iter().max_by_key(|f| f.severity).map(|f| f.rule);
         let at = now_string();
         let due = plus_minutes(&at, state.settings.minutes(rx.setting));
@@ -930,31 +986,52 @@ impl Store {
     }
 
     /// The prescriber withdraws a prescription not yet dispensed.
-    pub fn rx_cancel(&self, actor: &Actor, id: &str, version: i64, reason: &str) -> Result<RxRow, StoreError> {
+    pub fn rx_cancel(
+        &self,
+        actor: &Actor,
+        id: &str,
+        version: i64,
+        reason: &str,
+    ) -> Result<RxRow, StoreError> {
         let reason = reason.trim().to_string();
         if reason.is_empty() {
             return Err(StoreError::Invalid("作废处方须写明原因".into()));
         }
-        self.rx_transition(actor, id, version, |rx| {
-            if rx.prescriber != actor.user {
-                return Err(StoreError::Forbidden("只有开方医师本人可以作废处方".into()));
-            }
-            if matches!(rx.status.as_str(), "dispensed" | "cancelled") {
-                return Err(StoreError::Conflict(format!("处方当前为“{}”,不能作废", status_label(&rx.status))));
-            }
-            Ok(("cancel", "cancelled", Some(reason.clone())))
-        }, |tx, rx, to, _| {
-            tx.exec(
-                "UPDATE rx_prescription SET status = ?, version = version + 1 WHERE id = ?",
-                &[to.into(), rx.id.as_str().into()],
-            )?;
-            Ok(())
-        })
+        self.rx_transition(
+            actor,
+            id,
+            version,
+            |rx| {
+                if rx.prescriber != actor.user {
+                    return Err(StoreError::Forbidden("只有开方医师本人可以作废处方".into()));
+                }
+                if matches!(rx.status.as_str(), "dispensed" | "cancelled") {
+                    return Err(StoreError::Conflict(format!(
+                        "处方当前为“{}”,不能作废",
+                        status_label(&rx.status)
+                    )));
+                }
+                Ok(("cancel", "cancelled", Some(reason.clone())))
+            },
+            |tx, rx, to, _| {
+                tx.exec(
+                    "UPDATE rx_prescription SET status = ?, version = version + 1 WHERE id = ?",
+                    &[to.into(), rx.id.as_str().into()],
+                )?;
+                Ok(())
+            },
+        )
     }
 
     /// Dispenses a passed prescription at its institution, taking stock in the
     /// same transaction.
-    pub fn rx_dispense(&self, actor: &Actor, role: Role, id: &str, version: i64) -> Result<RxRow, StoreError> {
+    pub fn rx_dispense(
+        &self,
+        actor: &Actor,
+        role: Role,
+        id: &str,
+        version: i64,
+    ) -> Result<RxRow, StoreError> {
         if !matches!(role, Role::Pharmacist | Role::VillageDoctor) {
             return Err(StoreError::Forbidden("只有药师或乡村医生可以发药".into()));
         }
@@ -1001,20 +1078,41 @@ impl Store {
     ) -> Result<RxRow, StoreError> {
         let at = now_string();
         self.db.write(|tx| {
-            let lock = if tx.dialect() == crate::Dialect::Postgres { " FOR UPDATE" } else { "" };
+            let lock = if tx.dialect() == crate::Dialect::Postgres {
+                " FOR UPDATE"
+            } else {
+                ""
+            };
             let row = tx
-                .query_one(&format!("SELECT {RX_COLS} FROM rx_prescription WHERE id = ?{lock}"), &[id.into()])?
+                .query_one(
+                    &format!("SELECT {RX_COLS} FROM rx_prescription WHERE id = ?{lock}"),
+                    &[id.into()],
+                )?
                 .ok_or_else(|| StoreError::NotFound(format!("处方 {id} 不存在")))?;
             let rx = rx_from_row(row)?;
-            if !actor.scope.allows(Some(&rx.inst), rx.comm.as_deref(), None, None) {
+            if !actor
+                .scope
+                .allows(Some(&rx.inst), rx.comm.as_deref(), None, None)
+            {
                 return Err(StoreError::NotFound(format!("处方 {id} 不存在")));
             }
             if rx.version != version {
-                return Err(StoreError::VersionConflict { current: rx.version });
+                return Err(StoreError::VersionConflict {
+                    current: rx.version,
+                });
             }
             let (action, to, note) = decide(&rx)?;
             write(tx, &rx, to, note.as_deref())?;
-            event(tx, &rx.id, &at, &actor.user, action, Some(&rx.status), to, note.as_deref())?;
+            event(
+                tx,
+                &rx.id,
+                &at,
+                &actor.user,
+                action,
+                Some(&rx.status),
+                to,
+                note.as_deref(),
+            )?;
             AuditRow::by(actor, &at, &format!("rx-{action}"))
                 .on("Prescription", &rx.id)
                 .version(rx.version + 1)
@@ -1103,12 +1201,18 @@ impl Store {
         if !(role == Role::SystemAdmin
             || (role == Role::Pharmacist && !matches!(actor.scope, Scope::Institution(_))))
         {
-            return Err(StoreError::Forbidden("只有医共体药学部药师或管理员可以登记药事会决议".into()));
+            return Err(StoreError::Forbidden(
+                "只有医共体药学部药师或管理员可以登记药事会决议".into(),
+            ));
         }
         if d.meeting.trim().is_empty() || d.reason.trim().is_empty() {
             return Err(StoreError::Invalid("药事会决议须写明会议和理由".into()));
         }
-        let mut all: Vec<Decision> = self.rx_decisions()?.into_iter().map(|r| r.decision).collect();
+        let mut all: Vec<Decision> = self
+            .rx_decisions()?
+            .into_iter()
+            .map(|r| r.decision)
+            .collect();
         all.push(d.clone());
         // Decisions take effect in date order (recording order within a day).
         all.sort_by_key(|d| d.effective);
@@ -1137,7 +1241,14 @@ impl Store {
 
     /// Samples `n` prescriptions of an institution's month (dispensed or passed)
     /// not sampled before; deterministic for a seed. Returns the number sampled.
-    pub fn rx_sample(&self, actor: &Actor, month: &str, inst: &str, n: usize, seed: u64) -> Result<usize, StoreError> {
+    pub fn rx_sample(
+        &self,
+        actor: &Actor,
+        month: &str,
+        inst: &str,
+        n: usize,
+        seed: u64,
+    ) -> Result<usize, StoreError> {
         if !actor.scope.allows(Some(inst), None, None, None)
             && !matches!(actor.scope, Scope::Community(_))
         {
@@ -1147,7 +1258,9 @@ impl Store {
             return Err(StoreError::Invalid("抽样张数须在 1–1000 之间".into()));
         }
         if NaiveDate::parse_from_str(&format!("{month}-01"), "%Y-%m-%d").is_err() {
-            return Err(StoreError::Invalid(format!("月份 {month} 格式应为 YYYY-MM")));
+            return Err(StoreError::Invalid(format!(
+                "月份 {month} 格式应为 YYYY-MM"
+            )));
         }
         let at = now_string();
         self.db.write(|tx| {
@@ -1180,7 +1293,12 @@ impl Store {
         })
     }
 
-    pub fn rx_comments(&self, scope: &Scope, month: &str, inst: Option<&str>) -> Result<Vec<CommentRow>, StoreError> {
+    pub fn rx_comments(
+        &self,
+        scope: &Scope,
+        month: &str,
+        inst: Option<&str>,
+    ) -> Result<Vec<CommentRow>, StoreError> {
         let mut p: Vec<Val> = vec![month.into()];
         let mut w = String::new();
         match scope {
@@ -1216,7 +1334,11 @@ impl Store {
         version: i64,
         verdict: &CommentVerdict,
     ) -> Result<(), StoreError> {
-        let (result, codes, note) = (verdict.result.as_str(), &verdict.codes, verdict.note.as_str());
+        let (result, codes, note) = (
+            verdict.result.as_str(),
+            &verdict.codes,
+            verdict.note.as_str(),
+        );
         if role != Role::Pharmacist {
             return Err(StoreError::Forbidden("只有药师可以点评处方".into()));
         }
@@ -1237,7 +1359,8 @@ impl Store {
         if prefix.is_empty() && !codes.is_empty() {
             return Err(StoreError::Invalid("合理处方不应勾选问题类别".into()));
         }
-        if !prefix.is_empty() && (codes.is_empty() || codes.iter().any(|c| !c.starts_with(prefix))) {
+        if !prefix.is_empty() && (codes.is_empty() || codes.iter().any(|c| !c.starts_with(prefix)))
+        {
             return Err(StoreError::Invalid("请勾选与点评结果相符的问题类别".into()));
         }
         let at = now_string();
@@ -1266,16 +1389,33 @@ impl Store {
     }
 
     /// Post-hoc report for a month, per institution (`by_prescriber` false) or per prescriber.
-    pub fn rx_comment_report(&self, scope: &Scope, month: &str, by_prescriber: bool) -> Result<Vec<CommentStat>, StoreError> {
+    pub fn rx_comment_report(
+        &self,
+        scope: &Scope,
+        month: &str,
+        by_prescriber: bool,
+    ) -> Result<Vec<CommentStat>, StoreError> {
         let rows = self.rx_comments(scope, month, None)?;
         let mut out: Vec<CommentStat> = Vec::new();
         for r in rows {
-            let key = if by_prescriber { r.prescriber.clone() } else { r.inst.clone() };
+            let key = if by_prescriber {
+                r.prescriber.clone()
+            } else {
+                r.inst.clone()
+            };
             let pos = match out.iter().position(|s| s.key == key) {
                 Some(p) => p,
                 None => {
-                    let label = if by_prescriber { r.prescriber_name.clone() } else { String::new() };
-                    out.push(CommentStat { key, label, ..Default::default() });
+                    let label = if by_prescriber {
+                        r.prescriber_name.clone()
+                    } else {
+                        String::new()
+                    };
+                    out.push(CommentStat {
+                        key,
+                        label,
+                        ..Default::default()
+                    });
                     out.len() - 1
                 }
             };
@@ -1298,8 +1438,13 @@ impl Store {
             }
         }
         for s in &mut out {
-            s.rational_permille = if s.reviewed > 0 { s.rational * 1000 / s.reviewed } else { 0 };
-            s.top_codes.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+            s.rational_permille = if s.reviewed > 0 {
+                s.rational * 1000 / s.reviewed
+            } else {
+                0
+            };
+            s.top_codes
+                .sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
             s.top_codes.truncate(5);
         }
         out.sort_by(|a, b| a.key.cmp(&b.key));
@@ -1309,11 +1454,19 @@ impl Store {
 
 impl Store {
     /// Appends one audit row per (subject, note) in one transaction (CDS Hooks feedback).
-    pub fn record_feedback(&self, actor: &Actor, action: &str, rows: &[(String, String)]) -> Result<(), StoreError> {
+    pub fn record_feedback(
+        &self,
+        actor: &Actor,
+        action: &str,
+        rows: &[(String, String)],
+    ) -> Result<(), StoreError> {
         let at = now_string();
         self.db.write(|tx| {
             for (subject, note) in rows {
-                AuditRow::by(actor, &at, action).on("Card", subject).reason(Some(note)).append(tx)?;
+                AuditRow::by(actor, &at, action)
+                    .on("Card", subject)
+                    .reason(Some(note))
+                    .append(tx)?;
             }
             Ok(())
         })
@@ -1338,7 +1491,12 @@ impl Store {
     /// the rules run on each; before `today` clean and warned ones end dispensed
     /// (warned ones after a pharmacist's pass) and blocked ones returned; today's
     /// wait in the review queue like live ones. Existing ids are skipped.
-    pub fn rx_import(&self, actor: &Actor, rows: &[ImportRx], today: NaiveDate) -> Result<usize, StoreError> {
+    pub fn rx_import(
+        &self,
+        actor: &Actor,
+        rows: &[ImportRx],
+        today: NaiveDate,
+    ) -> Result<usize, StoreError> {
         let state = self.rx_state();
         let comm_of: std::collections::HashMap<String, Option<String>> = self
             .org_tree()?
@@ -1388,7 +1546,11 @@ impl Store {
 }
 
 fn rx_patient_id(input: &RxInput) -> String {
-    input.patient.trim().trim_start_matches("Patient/").to_string()
+    input
+        .patient
+        .trim()
+        .trim_start_matches("Patient/")
+        .to_string()
 }
 
 fn comment_from_row(r: Row) -> CommentRow {
@@ -1419,7 +1581,19 @@ fn comment_from_row(r: Row) -> CommentRow {
             suggested.push(c.to_string());
         }
     }
-    CommentRow { rx, month, inst, prescriber, prescriber_name, result, codes, note, reviewer, version, suggested }
+    CommentRow {
+        rx,
+        month,
+        inst,
+        prescriber,
+        prescriber_name,
+        result,
+        codes,
+        note,
+        reviewer,
+        version,
+        suggested,
+    }
 }
 
 /// A keyed 64-bit mix (SplitMix64 over FNV-1a of the id) for deterministic sampling.

@@ -90,7 +90,14 @@ fn caller_rights(svc: &crate::Service, p: &Principal) -> (Tier, Prescriber, bool
             .and_then(|n| n.tier.as_deref().and_then(Tier::from_code))
     });
     match (tier, svc.store.rx_prescriber(&p.0.name, p.role())) {
-        (Some(t), Ok(r)) if matches!(p.role(), yigong_store::Role::Clinician | yigong_store::Role::VillageDoctor) => (t, r, true),
+        (Some(t), Ok(r))
+            if matches!(
+                p.role(),
+                yigong_store::Role::Clinician | yigong_store::Role::VillageDoctor
+            ) =>
+        {
+            (t, r, true)
+        }
         _ => (
             Tier::County,
             Prescriber {
@@ -197,7 +204,10 @@ async fn feedback(
             .pointer("/overrideReason/userComment")
             .and_then(Value::as_str)
             .unwrap_or("");
-        rows.push((card.to_string(), format!("{outcome} {reason} {comment}").trim().to_string()));
+        rows.push((
+            card.to_string(),
+            format!("{outcome} {reason} {comment}").trim().to_string(),
+        ));
     }
     let store = st.svc.store.clone();
     let actor = p.actor();

@@ -89,7 +89,9 @@ pub async fn serve(
                 let s = store.clone();
                 let now = yigong_store::now_string();
                 match tokio::task::spawn_blocking(move || s.rx_sweep(&now)).await {
-                    Ok(Ok(n)) if n > 0 => tracing::info!("{n} prescriptions past their review deadline"),
+                    Ok(Ok(n)) if n > 0 => {
+                        tracing::info!("{n} prescriptions past their review deadline")
+                    }
                     Ok(Err(e)) => tracing::warn!("prescription deadline sweep failed: {e}"),
                     _ => {}
                 }

@@ -76,15 +76,24 @@ fn if_match(h: &HeaderMap) -> Result<i64, ApiError> {
         })
 }
 
-async fn submit(State(st): State<AppState>, p: Principal, body: Bytes) -> Result<Response, ApiError> {
+async fn submit(
+    State(st): State<AppState>,
+    p: Principal,
+    body: Bytes,
+) -> Result<Response, ApiError> {
     let input: RxInput = parse(&body)?;
     let store = st.svc.store.clone();
-    let row = blocking_write(move || store.rx_submit(&p.actor(), &p.0.display, p.role(), &input)).await?;
+    let row =
+        blocking_write(move || store.rx_submit(&p.actor(), &p.0.display, p.role(), &input)).await?;
     Ok(row_response(StatusCode::CREATED, &row))
 }
 
 /// Runs the rules without storing anything (a prescriber's "check before signing").
-async fn check(State(st): State<AppState>, p: Principal, body: Bytes) -> Result<Response, ApiError> {
+async fn check(
+    State(st): State<AppState>,
+    p: Principal,
+    body: Bytes,
+) -> Result<Response, ApiError> {
     let rx: yigong_rx::Prescription = parse(&body)?;
     let store = st.svc.store.clone();
     let _ = p;
@@ -97,14 +106,23 @@ async fn check(State(st): State<AppState>, p: Principal, body: Bytes) -> Result<
     Ok(json_response(StatusCode::OK, &out))
 }
 
-async fn read(State(st): State<AppState>, p: Principal, Path(id): Path<String>) -> Result<Response, ApiError> {
+async fn read(
+    State(st): State<AppState>,
+    p: Principal,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
     let store = st.svc.store.clone();
     let scope = p.0.scope.clone();
     let id2 = id.clone();
     let row = blocking(move || store.rx_get(&scope, &id2)).await?;
     match row {
         Some(r) => Ok(row_response(StatusCode::OK, &r)),
-        None => Err(ApiError(Issue::new(404, "not-found", "not-found", format!("处方 {id} 不存在")))),
+        None => Err(ApiError(Issue::new(
+            404,
+            "not-found",
+            "not-found",
+            format!("处方 {id} 不存在"),
+        ))),
     }
 }
 
@@ -115,14 +133,26 @@ struct ListQuery {
     limit: Option<i64>,
 }
 
-async fn list(State(st): State<AppState>, p: Principal, Query(q): Query<ListQuery>) -> Result<Response, ApiError> {
+async fn list(
+    State(st): State<AppState>,
+    p: Principal,
+    Query(q): Query<ListQuery>,
+) -> Result<Response, ApiError> {
     let store = st.svc.store.clone();
     let rows = blocking(move || {
         let mine = q.mine.unwrap_or(false).then_some(p.0.name.as_str());
-        store.rx_list(&p.0.scope, q.status.as_deref(), mine, q.limit.unwrap_or(50).clamp(1, 500))
+        store.rx_list(
+            &p.0.scope,
+            q.status.as_deref(),
+            mine,
+            q.limit.unwrap_or(50).clamp(1, 500),
+        )
     })
     .await?;
-    Ok(json_response(StatusCode::OK, &json!({ "prescriptions": rows })))
+    Ok(json_response(
+        StatusCode::OK,
+        &json!({ "prescriptions": rows }),
+    ))
 }
 
 async fn resubmit(
@@ -135,7 +165,8 @@ async fn resubmit(
     let version = if_match(&headers)?;
     let input: RxInput = parse(&body)?;
     let store = st.svc.store.clone();
-    let row = blocking_write(move || store.rx_resubmit(&p.actor(), p.role(), &id, version, &input)).await?;
+    let row = blocking_write(move || store.rx_resubmit(&p.actor(), p.role(), &id, version, &input))
+        .await?;
     Ok(row_response(StatusCode::OK, &row))
 }
 
@@ -147,15 +178,28 @@ struct ReviewBody {
     note: String,
 }
 
-async fn review(State(st): State<AppState>, p: Principal, Path(id): Path<String>, body: Bytes) -> Result<Response, ApiError> {
+async fn review(
+    State(st): State<AppState>,
+    p: Principal,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Result<Response, ApiError> {
     let b: ReviewBody = parse(&body)?;
     let action = match b.action.as_str() {
         "pass" => ReviewAction::Pass,
         "return" => ReviewAction::Return,
-        a => return Err(ApiError(Issue::invalid("bad-action", format!("审核动作 {a} 无效(应为 pass 或 return)")))),
+        a => {
+            return Err(ApiError(Issue::invalid(
+                "bad-action",
+                format!("审核动作 {a} 无效(应为 pass 或 return)"),
+            )));
+        }
     };
     let store = st.svc.store.clone();
-    let row = blocking_write(move || store.rx_review(&p.actor(), p.role(), &id, b.version, action, &b.note)).await?;
+    let row = blocking_write(move || {
+        store.rx_review(&p.actor(), p.role(), &id, b.version, action, &b.note)
+    })
+    .await?;
     Ok(row_response(StatusCode::OK, &row))
 }
 
@@ -166,17 +210,29 @@ struct VersionBody {
     reason: String,
 }
 
-async fn dispense(State(st): State<AppState>, p: Principal, Path(id): Path<String>, body: Bytes) -> Result<Response, ApiError> {
+async fn dispense(
+    State(st): State<AppState>,
+    p: Principal,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Result<Response, ApiError> {
     let b: VersionBody = parse(&body)?;
     let store = st.svc.store.clone();
-    let row = blocking_write(move || store.rx_dispense(&p.actor(), p.role(), &id, b.version)).await?;
+    let row =
+        blocking_write(move || store.rx_dispense(&p.actor(), p.role(), &id, b.version)).await?;
     Ok(row_response(StatusCode::OK, &row))
 }
 
-async fn cancel(State(st): State<AppState>, p: Principal, Path(id): Path<String>, body: Bytes) -> Result<Response, ApiError> {
+async fn cancel(
+    State(st): State<AppState>,
+    p: Principal,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Result<Response, ApiError> {
     let b: VersionBody = parse(&body)?;
     let store = st.svc.store.clone();
-    let row = blocking_write(move || store.rx_cancel(&p.actor(), &id, b.version, &b.reason)).await?;
+    let row =
+        blocking_write(move || store.rx_cancel(&p.actor(), &id, b.version, &b.reason)).await?;
     Ok(row_response(StatusCode::OK, &row))
 }
 
@@ -185,7 +241,11 @@ struct FormularyQuery {
     q: Option<String>,
 }
 
-async fn formulary(State(st): State<AppState>, _p: Principal, Query(q): Query<FormularyQuery>) -> Result<Response, ApiError> {
+async fn formulary(
+    State(st): State<AppState>,
+    _p: Principal,
+    Query(q): Query<FormularyQuery>,
+) -> Result<Response, ApiError> {
     let state = st.svc.store.rx_state();
     let needle = q.q.unwrap_or_default().trim().to_lowercase();
     let drugs: Vec<&yigong_rx::Drug> = state
@@ -201,7 +261,10 @@ async fn formulary(State(st): State<AppState>, _p: Principal, Query(q): Query<Fo
                 || d.atc.to_lowercase().starts_with(&needle)
         })
         .collect();
-    Ok(json_response(StatusCode::OK, &json!({ "version": state.version, "count": drugs.len(), "drugs": drugs })))
+    Ok(json_response(
+        StatusCode::OK,
+        &json!({ "version": state.version, "count": drugs.len(), "drugs": drugs }),
+    ))
 }
 
 async fn decisions(State(st): State<AppState>, _p: Principal) -> Result<Response, ApiError> {
@@ -210,34 +273,64 @@ async fn decisions(State(st): State<AppState>, _p: Principal) -> Result<Response
     Ok(json_response(StatusCode::OK, &json!({ "decisions": rows })))
 }
 
-async fn decide(State(st): State<AppState>, p: Principal, body: Bytes) -> Result<Response, ApiError> {
+async fn decide(
+    State(st): State<AppState>,
+    p: Principal,
+    body: Bytes,
+) -> Result<Response, ApiError> {
     let d: Decision = parse(&body)?;
     let store = st.svc.store.clone();
     let seq = blocking_write(move || store.rx_decide(&p.actor(), p.role(), &d)).await?;
-    Ok(json_response(StatusCode::CREATED, &json!({ "seq": seq, "formulary_version": st.svc.store.rx_state().version })))
+    Ok(json_response(
+        StatusCode::CREATED,
+        &json!({ "seq": seq, "formulary_version": st.svc.store.rx_state().version }),
+    ))
 }
 
 async fn settings(State(st): State<AppState>, _p: Principal) -> Result<Response, ApiError> {
-    Ok(json_response(StatusCode::OK, &json!(st.svc.store.rx_state().settings)))
+    Ok(json_response(
+        StatusCode::OK,
+        &json!(st.svc.store.rx_state().settings),
+    ))
 }
 
 fn admin_only(p: &Principal) -> Result<(), ApiError> {
-    if matches!(p.role(), yigong_store::Role::SystemAdmin | yigong_store::Role::OperationsCentre) {
+    if matches!(
+        p.role(),
+        yigong_store::Role::SystemAdmin | yigong_store::Role::OperationsCentre
+    ) {
         Ok(())
     } else {
-        Err(ApiError(Issue::new(403, "forbidden", "admin-only", "只有管理员或运营管理中心可以修改审方设置和处方权")))
+        Err(ApiError(Issue::new(
+            403,
+            "forbidden",
+            "admin-only",
+            "只有管理员或运营管理中心可以修改审方设置和处方权",
+        )))
     }
 }
 
-async fn set_settings(State(st): State<AppState>, p: Principal, body: Bytes) -> Result<Response, ApiError> {
+async fn set_settings(
+    State(st): State<AppState>,
+    p: Principal,
+    body: Bytes,
+) -> Result<Response, ApiError> {
     admin_only(&p)?;
     let s: RxSettings = parse(&body)?;
     let store = st.svc.store.clone();
     blocking_write(move || store.rx_set_settings(&p.actor(), s)).await?;
-    Ok(json_response(StatusCode::OK, &json!(st.svc.store.rx_state().settings)))
+    Ok(json_response(
+        StatusCode::OK,
+        &json!(st.svc.store.rx_state().settings),
+    ))
 }
 
-async fn set_prescriber(State(st): State<AppState>, p: Principal, Path(user): Path<String>, body: Bytes) -> Result<Response, ApiError> {
+async fn set_prescriber(
+    State(st): State<AppState>,
+    p: Principal,
+    Path(user): Path<String>,
+    body: Bytes,
+) -> Result<Response, ApiError> {
     admin_only(&p)?;
     let rights: yigong_rx::model::Prescriber = parse(&body)?;
     let store = st.svc.store.clone();
@@ -254,10 +347,17 @@ struct SampleBody {
     seed: u64,
 }
 
-async fn sample(State(st): State<AppState>, p: Principal, body: Bytes) -> Result<Response, ApiError> {
+async fn sample(
+    State(st): State<AppState>,
+    p: Principal,
+    body: Bytes,
+) -> Result<Response, ApiError> {
     let b: SampleBody = parse(&body)?;
     let store = st.svc.store.clone();
-    let n = blocking_write(move || store.rx_sample(&p.actor(), &b.month, &b.institution, b.count, b.seed)).await?;
+    let n = blocking_write(move || {
+        store.rx_sample(&p.actor(), &b.month, &b.institution, b.count, b.seed)
+    })
+    .await?;
     Ok(json_response(StatusCode::CREATED, &json!({ "sampled": n })))
 }
 
@@ -268,10 +368,16 @@ struct CommentBody {
     verdict: yigong_store::rx::CommentVerdict,
 }
 
-async fn comment(State(st): State<AppState>, p: Principal, Path(rx): Path<String>, body: Bytes) -> Result<Response, ApiError> {
+async fn comment(
+    State(st): State<AppState>,
+    p: Principal,
+    Path(rx): Path<String>,
+    body: Bytes,
+) -> Result<Response, ApiError> {
     let b: CommentBody = parse(&body)?;
     let store = st.svc.store.clone();
-    blocking_write(move || store.rx_comment(&p.actor(), p.role(), &rx, b.version, &b.verdict)).await?;
+    blocking_write(move || store.rx_comment(&p.actor(), p.role(), &rx, b.version, &b.verdict))
+        .await?;
     Ok(json_response(StatusCode::OK, &json!({})))
 }
 
@@ -281,11 +387,16 @@ struct CommentsQuery {
     by: Option<String>,
 }
 
-async fn comments(State(st): State<AppState>, p: Principal, Query(q): Query<CommentsQuery>) -> Result<Response, ApiError> {
+async fn comments(
+    State(st): State<AppState>,
+    p: Principal,
+    Query(q): Query<CommentsQuery>,
+) -> Result<Response, ApiError> {
     let store = st.svc.store.clone();
     let out = blocking(move || -> Result<Value, yigong_store::StoreError> {
         let rows = store.rx_comments(&p.0.scope, &q.month, None)?;
-        let report = store.rx_comment_report(&p.0.scope, &q.month, q.by.as_deref() == Some("prescriber"))?;
+        let report =
+            store.rx_comment_report(&p.0.scope, &q.month, q.by.as_deref() == Some("prescriber"))?;
         Ok(json!({ "comments": rows, "report": report }))
     })
     .await?;

@@ -10,7 +10,12 @@ use serde_json::{Value, json};
 const ATC: &str = "http://www.whocc.no/atc";
 
 /// A draft MedicationRequest: (dose, unit, GTS frequency code, route, days).
-fn med(id: &str, atc: &str, text: &str, (dose, unit, freq, route, days): (f64, &str, &str, &str, u32)) -> Value {
+fn med(
+    id: &str,
+    atc: &str,
+    text: &str,
+    (dose, unit, freq, route, days): (f64, &str, &str, &str, u32),
+) -> Value {
     let route_code = match route {
         "po" => "26643006",
         "iv" => "47625008",
@@ -73,7 +78,15 @@ fn rules(resp: &Value) -> Vec<(String, String)> {
         .as_array()
         .unwrap()
         .iter()
-        .map(|c| (c["source"]["topic"]["code"].as_str().unwrap_or("").to_string(), c["indicator"].as_str().unwrap().to_string()))
+        .map(|c| {
+            (
+                c["source"]["topic"]["code"]
+                    .as_str()
+                    .unwrap_or("")
+                    .to_string(),
+                c["indicator"].as_str().unwrap().to_string(),
+            )
+        })
         .collect()
 }
 
@@ -112,17 +125,46 @@ fn order_sign_cards_for_allergy_and_interaction() {
     assert_eq!(r.status, 200, "{}", r.text);
     let resp = r.json();
     let got = rules(&resp);
-    assert!(got.contains(&("ALLERGY".into(), "critical".into())), "{got:?}");
-    assert!(got.iter().any(|(r, _)| r == "DDI"), "warfarin × ibuprofen: {got:?}");
+    assert!(
+        got.contains(&("ALLERGY".into(), "critical".into())),
+        "{got:?}"
+    );
+    assert!(
+        got.iter().any(|(r, _)| r == "DDI"),
+        "warfarin × ibuprofen: {got:?}"
+    );
     // The most severe card comes first, and the allergy card offers to delete the draft.
     assert_eq!(resp["cards"][0]["indicator"], "critical");
-    let allergy = resp["cards"].as_array().unwrap().iter().find(|c| c["source"]["topic"]["code"] == "ALLERGY").unwrap();
-    assert_eq!(allergy["suggestions"][0]["actions"][0]["resourceId"][0], "MedicationRequest/m1");
+    let allergy = resp["cards"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["source"]["topic"]["code"] == "ALLERGY")
+        .unwrap();
+    assert_eq!(
+        allergy["suggestions"][0]["actions"][0]["resourceId"][0],
+        "MedicationRequest/m1"
+    );
     validate_cds_json("response", &[resp]);
     // The same drugs for a patient without the allergy: no allergy card.
-    let req = request("p1", vec![med("m1", "J01CA04", "阿莫西林", (500.0, "mg", "TID", "po", 5))], Some(adult_prefetch(None)));
-    let resp = s.post(&t, "/cds-services/order-sign", &req.to_string()).json();
-    assert!(!rules(&resp).iter().any(|(r, _)| r == "ALLERGY"), "{:?}", rules(&resp));
+    let req = request(
+        "p1",
+        vec![med(
+            "m1",
+            "J01CA04",
+            "阿莫西林",
+            (500.0, "mg", "TID", "po", 5),
+        )],
+        Some(adult_prefetch(None)),
+    );
+    let resp = s
+        .post(&t, "/cds-services/order-sign", &req.to_string())
+        .json();
+    assert!(
+        !rules(&resp).iter().any(|(r, _)| r == "ALLERGY"),
+        "{:?}",
+        rules(&resp)
+    );
     validate_cds_json("response", &[resp]);
 }
 
@@ -132,15 +174,35 @@ fn bad_requests_get_400_and_bad_orders_get_findings() {
     let r = s.post(&t, "/cds-services/order-sign", "{not json");
     assert_eq!(r.status, 400);
     assert!(r.text.contains("JSON"), "{}", r.text);
-    let mut req = request("p1", vec![med("m1", "J01CA04", "阿莫西林", (500.0, "mg", "TID", "po", 5))], Some(adult_prefetch(None)));
+    let mut req = request(
+        "p1",
+        vec![med(
+            "m1",
+            "J01CA04",
+            "阿莫西林",
+            (500.0, "mg", "TID", "po", 5),
+        )],
+        Some(adult_prefetch(None)),
+    );
     req["hook"] = json!("patient-view");
     let r = s.post(&t, "/cds-services/order-sign", &req.to_string());
     assert_eq!(r.status, 400);
     assert!(r.text.contains("order-sign"), "{}", r.text);
     let mut req = request("p1", vec![], Some(adult_prefetch(None)));
-    req["context"].as_object_mut().unwrap().remove("draftOrders");
-    assert_eq!(s.post(&t, "/cds-services/order-sign", &req.to_string()).status, 400);
-    let r = s.post("", "/cds-services/order-sign", &request("p1", vec![], None).to_string());
+    req["context"]
+        .as_object_mut()
+        .unwrap()
+        .remove("draftOrders");
+    assert_eq!(
+        s.post(&t, "/cds-services/order-sign", &req.to_string())
+            .status,
+        400
+    );
+    let r = s.post(
+        "",
+        "/cds-services/order-sign",
+        &request("p1", vec![], None).to_string(),
+    );
     assert_eq!(r.status, 401);
 
     // An unknown drug code and an impossible dose are findings, never a silent pass.
@@ -153,10 +215,21 @@ fn bad_requests_get_400_and_bad_orders_get_findings() {
         ],
         Some(adult_prefetch(None)),
     );
-    let resp = s.post(&t, "/cds-services/order-sign", &req.to_string()).json();
+    let resp = s
+        .post(&t, "/cds-services/order-sign", &req.to_string())
+        .json();
     let got = rules(&resp);
-    assert!(got.contains(&("FMT-UNKNOWN-DRUG".into(), "critical".into())), "{got:?}");
-    assert_eq!(got.iter().filter(|(r, i)| r == "FMT-DOSE" && i == "critical").count(), 2, "{got:?}");
+    assert!(
+        got.contains(&("FMT-UNKNOWN-DRUG".into(), "critical".into())),
+        "{got:?}"
+    );
+    assert_eq!(
+        got.iter()
+            .filter(|(r, i)| r == "FMT-DOSE" && i == "critical")
+            .count(),
+        2,
+        "{got:?}"
+    );
     validate_cds_json("response", &[resp]);
 }
 
@@ -168,15 +241,35 @@ fn child_dosed_per_kg_without_weight_is_blocked() {
         .knowledge
         .drugs
         .iter()
-        .find(|d| d.child_per_kg.is_some() && d.routes.iter().any(|r| r == "po") && d.child_min_age_days.is_none())
+        .find(|d| {
+            d.child_per_kg.is_some()
+                && d.routes.iter().any(|r| r == "po")
+                && d.child_min_age_days.is_none()
+        })
         .expect("the formulary has a drug dosed per kg in children");
     let mut pf = adult_prefetch(None);
     pf["patient"]["birthDate"] = json!("2022-03-01");
     pf["labs"] = bundle(vec![]);
     let dose = d.adult.min_dose.unwrap_or(d.strength);
-    let req = request("p1", vec![med("m1", &d.code, &d.generic, (dose, &d.dose_unit, "BID", "po", 3))], Some(pf.clone()));
-    let resp = s.post(&t, "/cds-services/order-sign", &req.to_string()).json();
-    assert!(rules(&resp).contains(&("FMT-WEIGHT".into(), "critical".into())), "{}: {:?}", d.code, rules(&resp));
+    let req = request(
+        "p1",
+        vec![med(
+            "m1",
+            &d.code,
+            &d.generic,
+            (dose, &d.dose_unit, "BID", "po", 3),
+        )],
+        Some(pf.clone()),
+    );
+    let resp = s
+        .post(&t, "/cds-services/order-sign", &req.to_string())
+        .json();
+    assert!(
+        rules(&resp).contains(&("FMT-WEIGHT".into(), "critical".into())),
+        "{}: {:?}",
+        d.code,
+        rules(&resp)
+    );
     validate_cds_json("response", &[resp]);
 }
 
@@ -191,11 +284,26 @@ fn fetch_on_demand_local_and_remote() {
     let allergy = json!({ "resourceType": "AllergyIntolerance", "clinicalStatus": { "coding": [{ "system": "http://terminology.hl7.org/CodeSystem/allergyintolerance-clinical", "code": "active" }] }, "code": { "text": "青霉素类" }, "patient": { "reference": "Patient/p1" } });
     let r = s.post(&t, "/fhir/AllergyIntolerance", &allergy.to_string());
     assert_eq!(r.status, 201, "{}", r.text);
-    let draft = || vec![med("m1", "J01CA04", "阿莫西林", (500.0, "mg", "TID", "po", 5))];
+    let draft = || {
+        vec![med(
+            "m1",
+            "J01CA04",
+            "阿莫西林",
+            (500.0, "mg", "TID", "po", 5),
+        )]
+    };
 
-    let resp = s.post(&t, "/cds-services/order-sign", &request("p1", draft(), None).to_string());
+    let resp = s.post(
+        &t,
+        "/cds-services/order-sign",
+        &request("p1", draft(), None).to_string(),
+    );
     assert_eq!(resp.status, 200, "{}", resp.text);
-    assert!(rules(&resp.json()).contains(&("ALLERGY".into(), "critical".into())), "local fetch: {:?}", rules(&resp.json()));
+    assert!(
+        rules(&resp.json()).contains(&("ALLERGY".into(), "critical".into())),
+        "local fetch: {:?}",
+        rules(&resp.json())
+    );
 
     let mut req = request("p1", draft(), None);
     req["fhirServer"] = json!(s.url("/fhir"));
@@ -203,7 +311,11 @@ fn fetch_on_demand_local_and_remote() {
     validate_cds_json("order-sign-request", std::slice::from_ref(&req));
     let resp = s.post(&t, "/cds-services/order-sign", &req.to_string());
     assert_eq!(resp.status, 200, "{}", resp.text);
-    assert!(rules(&resp.json()).contains(&("ALLERGY".into(), "critical".into())), "remote fetch: {:?}", rules(&resp.json()));
+    assert!(
+        rules(&resp.json()).contains(&("ALLERGY".into(), "critical".into())),
+        "remote fetch: {:?}",
+        rules(&resp.json())
+    );
 
     // A server that refuses the token: the service says it cannot get the data.
     req["fhirAuthorization"]["access_token"] = json!("wrong-token");
@@ -229,7 +341,11 @@ fn feedback_is_recorded() {
     let log = s.store.audit_log(None, 0, 1).unwrap();
     assert_eq!(log[0].action, "cds-feedback");
     assert!(log[0].reason.as_deref().unwrap().contains("耐受"));
-    let r = s.post(&t, "/cds-services/order-sign/feedback", &json!({ "feedback": [{ "card": "x" }] }).to_string());
+    let r = s.post(
+        &t,
+        "/cds-services/order-sign/feedback",
+        &json!({ "feedback": [{ "card": "x" }] }).to_string(),
+    );
     assert_eq!(r.status, 400);
     assert_eq!(s.store.audit_count().unwrap(), before + 1);
 }

@@ -328,11 +328,21 @@ pub fn validate_cds_json(schema: &str, instances: &[Value]) {
         args.push(p.display().to_string());
     }
     let o = std::process::Command::new(&python)
-        .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/validate_json_schema.py"))
+        .arg(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/validate_json_schema.py"
+        ))
         .args(&args)
         .output()
         .unwrap();
     let report = String::from_utf8_lossy(&o.stdout);
-    assert!(o.status.success(), "{schema} schema validation failed:\n{report}{}", String::from_utf8_lossy(&o.stderr));
-    assert!(report.contains(&format!("checked {} instances, 0 errors", instances.len())), "{report}");
+    assert!(
+        o.status.success(),
+        "{schema} schema validation failed:\n{report}{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert!(
+        report.contains(&format!("checked {} instances, 0 errors", instances.len())),
+        "{report}"
+    );
 }
