@@ -150,6 +150,11 @@ pub fn generate_into(
     // Bulk loads skip the per-record index; resolve everyone at once (this also
     // trains the matching model on the county's own registrations).
     let mpi = store.mpi_resolve_pending(&actor)?;
+    // Bulk loads skip the live counters: build them once from what was loaded.
+    let m = store.metrics_recompute()?;
+    if progress {
+        println!("指标计数器:{} 个资源 → {} 个计数器({:.1} s)", m.resources, m.facts, m.seconds);
+    }
     store.set_bulk_load(false)?;
     if progress {
         println!(
@@ -401,6 +406,7 @@ pub fn import_files(store: &Store, files: &[PathBuf]) -> Result<usize> {
     bar.finish_and_clear();
     // NDJSON batches bypass the per-record index; link what they brought.
     store.mpi_resolve_pending(&actor)?;
+    store.metrics_recompute()?;
     Ok(n)
 }
 

@@ -3,6 +3,7 @@
 mod bench;
 mod bench_care;
 mod bench_empi;
+mod bench_metrics;
 mod bench_rx;
 mod load;
 
@@ -93,6 +94,15 @@ enum Cmd {
     BenchEmpi(bench_empi::BenchEmpiArgs),
     /// Speed of prescription review: the engine in process and CDS Hooks order-sign.
     BenchRx(bench_rx::BenchRxArgs),
+    /// Live indicators: full recompute vs DuckDB, cockpit and $evaluate-measure latency, live lag.
+    BenchMetrics(bench_metrics::BenchMetricsArgs),
+    /// Rebuild every indicator counter from the stored resources and report drift.
+    Recompute {
+        #[arg(long, default_value = "yigong-data")]
+        data_dir: PathBuf,
+        #[arg(long)]
+        database_url: Option<String>,
+    },
 }
 
 fn open(data_dir: &Path, database_url: Option<&str>) -> Result<Arc<Store>> {
@@ -193,6 +203,22 @@ fn main() -> Result<()> {
         Cmd::BenchCare(args) => bench_care::run(args)?,
         Cmd::BenchEmpi(args) => bench_empi::run(args)?,
         Cmd::BenchRx(args) => bench_rx::run(args)?,
+        Cmd::BenchMetrics(args) => bench_metrics::run(args)?,
+        Cmd::Recompute {
+            data_dir,
+            database_url,
+        } => {
+            let store = open(&data_dir, database_url.as_deref())?;
+            let r = store.metrics_recompute()?;
+            println!(
+                "全量重算:{} 个资源 → {} 个计数器,用时 {:.1} s;与实时计数器不一致 {} 个{}",
+                r.resources,
+                r.facts,
+                r.seconds,
+                r.differing,
+                if r.differing > 0 { "(已按重算结果更正)" } else { "" }
+            );
+        }
     }
     Ok(())
 }

@@ -8,7 +8,9 @@
 mod auth;
 pub mod care;
 pub mod db;
+pub mod metrics;
 pub mod mpi;
+pub mod ops;
 pub mod pharmacy;
 mod resources;
 pub mod rx;
@@ -189,6 +191,10 @@ const SQLITE_CARE: &str = include_str!("migrations/003_care_sqlite.sql");
 const POSTGRES_CARE: &str = include_str!("migrations/003_care_postgres.sql");
 const SQLITE_RX: &str = include_str!("migrations/004_rx_sqlite.sql");
 const POSTGRES_RX: &str = include_str!("migrations/004_rx_postgres.sql");
+const SQLITE_METRICS: &str = include_str!("migrations/006_metrics_sqlite.sql");
+const POSTGRES_METRICS: &str = include_str!("migrations/006_metrics_postgres.sql");
+const SQLITE_OPS: &str = include_str!("migrations/007_ops_sqlite.sql");
+const POSTGRES_OPS: &str = include_str!("migrations/007_ops_postgres.sql");
 const SQLITE_PHARMACY: &str = include_str!("migrations/005_pharmacy_sqlite.sql");
 const POSTGRES_PHARMACY: &str = include_str!("migrations/005_pharmacy_postgres.sql");
 pub const SCHEMA_VERSION: i64 = 1;
@@ -236,6 +242,8 @@ impl Store {
                 SQLITE_CARE,
                 SQLITE_RX,
                 SQLITE_PHARMACY,
+                SQLITE_METRICS,
+                SQLITE_OPS,
             ],
             Dialect::Postgres => [
                 POSTGRES_SCHEMA,
@@ -243,6 +251,8 @@ impl Store {
                 POSTGRES_CARE,
                 POSTGRES_RX,
                 POSTGRES_PHARMACY,
+                POSTGRES_METRICS,
+                POSTGRES_OPS,
             ],
         };
         self.db.write(|tx| {
@@ -322,6 +332,7 @@ impl Store {
     pub fn wipe_all(&self) -> Result<(), StoreError> {
         self.db.write(|tx| {
             for t in [
+                "metric_fact",
                 "ph_ledger",
                 "ph_transit",
                 "ph_req_line",

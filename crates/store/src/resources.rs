@@ -784,6 +784,7 @@ struct TxCache {
     org_scope: std::collections::HashMap<String, ScopePair>,
     patient_scope: std::collections::HashMap<String, ScopePair>,
     months: std::collections::BTreeMap<(String, String), i64>,
+    metrics: crate::metrics::TxMetrics,
 }
 
 impl TxCache {
@@ -846,7 +847,7 @@ impl TxCache {
                 bump_month(tx, &month, &inst, by)?;
             }
         }
-        Ok(())
+        self.metrics.flush(tx)
     }
 }
 
@@ -1055,6 +1056,14 @@ fn write_doc(
         });
     }
 
+    if crate::metrics::is_metric_type(&doc.rtype) {
+        // Money and dates that would corrupt the indicators are refused here.
+        let at = chrono::DateTime::parse_from_rfc3339(now)
+            .map(|t| t.with_timezone(&chrono::Utc))
+            .unwrap_or_else(|_| chrono::Utc::now());
+        yigong_metrics::indicators::check(&doc.rtype, &doc.body, at).map_err(StoreError::Invalid)?;
+    }
+
     let derived = if crate::care::is_care_type(&doc.rtype) {
         let w = crate::care::Write {
             actor,
@@ -1183,7 +1192,18 @@ fn write_doc(
     {
         cache.bump(d, i.clone(), 1);
     }
+    // Bulk loads (trusted) leave the counters to one recompute at the end,
+    // which is cheaper than moving them record by record.
+    if crate::metrics::is_metric_type(&doc.rtype) && !trusted {
+        let old = existing
+            .as_ref()
+            .map(|(_, body, _, _, _, indexed)| (body.as_str(), indexed[2].as_deref()));
+        cache
+            .metrics
+            .on_write(tx, &doc.rtype, old, Some((&doc.body, pcomm.as_deref())))?;
+    }
     if let Some(node) = &doc.org_node {
+        cache.metrics.org_changed();
         tx.exec(
             "INSERT INTO org_tree (id, name, kind, tier, parent, inst, comm, sub_centre, lead) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
              ON CONFLICT (id) DO UPDATE SET name = excluded.name, kind = excluded.kind, tier = excluded.tier, parent = excluded.parent,

@@ -1538,6 +1538,13 @@ impl Store {
                     ],
                 )?;
                 n += changed as usize;
+                if changed == 1 {
+                    event(tx, &r.id, &r.submitted, &r.prescriber, "submit", None, "pending", None)?;
+                    if let Some(who) = reviewer {
+                        let (action, to) = if status == "returned" { ("return", "returned") } else { ("pass", "passed") };
+                        event(tx, &r.id, &r.submitted, who, action, Some("pending"), to, note)?;
+                    }
+                }
             }
             AuditRow::by(actor, &at, "rx-import").reason(Some(&format!("载入 {n} 张处方"))).append(tx)?;
             Ok(n)
@@ -1624,5 +1631,17 @@ fn event(
         "INSERT INTO rx_event (rx, at, actor, action, from_status, to_status, note) VALUES (?, ?, ?, ?, ?, ?, ?)",
         &[rx.into(), at.into(), actor.into(), action.into(), from.into(), to.into(), note.into()],
     )?;
+    // Review decisions feed the indicators (review intervention rate).
+    if matches!(action, "pass" | "return" | "timeout-pass") {
+        let inst = tx
+            .query_one("SELECT inst FROM rx_prescription WHERE id = ?", &[rx.into()])?
+            .and_then(|r| r.into_iter().next())
+            .and_then(Val::into_string)
+            .unwrap_or_default();
+        crate::metrics::bump(tx, "rx_reviewed", &inst, at, 1)?;
+        if action == "return" {
+            crate::metrics::bump(tx, "rx_intervened", &inst, at, 1)?;
+        }
+    }
     Ok(())
 }

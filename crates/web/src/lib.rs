@@ -8,6 +8,7 @@ mod auth;
 mod cds;
 mod error;
 mod fhir_api;
+mod measure_api;
 mod pages;
 mod rx_api;
 mod service;
@@ -43,6 +44,7 @@ pub fn app(store: Arc<Store>) -> Router {
         .route("/healthz", get(|| async { "ok" }))
         .merge(fhir_api::routes())
         .merge(cds::routes())
+        .merge(measure_api::routes())
         .merge(rx_api::routes())
         .merge(pages::routes())
         .with_state(state)

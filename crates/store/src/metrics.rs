@@ -1,0 +1,468 @@
+//! Live indicators: every write of a resource that counts (Encounter, Claim,
+//! DiagnosticReport, Task, PractitionerRole) moves the `metric_fact` counters by
+//! the difference between what its new and old versions contribute
+//! (`yigong_metrics::indicators::contributions`), in the same transaction. An
+//! indicator for any subject and period is then a few indexed sums, and a full
+//! recompute from the resources gives exactly the same table.
+
+use crate::db::{Sql, Val};
+use crate::{Store, StoreError};
+use serde_json::Value;
+use std::collections::{BTreeMap, HashMap};
+use yigong_core::org::Tier;
+use yigong_metrics::indicators::{self, Catalogue, Context, Fact, OrgFacts};
+
+/// Resource types whose writes move the counters.
+pub(crate) fn is_metric_type(rtype: &str) -> bool {
+    matches!(
+        rtype,
+        "Encounter" | "Claim" | "DiagnosticReport" | "Task" | "PractitionerRole"
+    )
+}
+
+/// Per-transaction state: the organisations looked up and the net change of
+/// every counter, written once at the end of the transaction.
+#[derive(Default)]
+pub(crate) struct TxMetrics {
+    orgs: HashMap<String, Option<OrgFacts>>,
+    delta: BTreeMap<(String, String, String), i64>,
+}
+
+fn org_facts(tx: &mut dyn Sql, id: &str) -> Result<Option<OrgFacts>, StoreError> {
+    Ok(tx
+        .query_one(
+            "SELECT tier, kind, comm, lead FROM org_tree WHERE id = ?",
+            &[id.into()],
+        )?
+        .map(|r| {
+            let kind = r[1].as_str().map(str::to_string);
+            OrgFacts {
+                tier: r[0].as_str().and_then(Tier::from_code),
+                in_county: kind.as_deref() != Some("external"),
+                kind,
+                comm: r[2].as_str().map(str::to_string),
+                lead: r[3].as_int() == Some(1),
+            }
+        }))
+}
+
+/// Every `Organization/<id>` reference in a resource.
+fn org_refs(v: &Value, out: &mut Vec<String>) {
+    match v {
+        Value::Object(m) => {
+            if let Some(Value::String(r)) = m.get("reference")
+                && let Some(id) = r.strip_prefix("Organization/")
+            {
+                out.push(id.to_string());
+            }
+            m.values().for_each(|x| org_refs(x, out));
+        }
+        Value::Array(a) => a.iter().for_each(|x| org_refs(x, out)),
+        _ => {}
+    }
+}
+
+/// The ServiceRequest a report answers or a Task tracks.
+fn request_of(tx: &mut dyn Sql, rtype: &str, body: &Value) -> Result<Option<Value>, StoreError> {
+    let r = match rtype {
+        "DiagnosticReport" => body["basedOn"][0]["reference"].as_str(),
+        "Task" => body["focus"]["reference"].as_str(),
+        _ => None,
+    };
+    let Some(id) = r.and_then(|r| r.strip_prefix("ServiceRequest/")) else {
+        return Ok(None);
+    };
+    Ok(tx
+        .query_one(
+            "SELECT body FROM resource WHERE rtype = 'ServiceRequest' AND id = ?",
+            &[id.into()],
+        )?
+        .and_then(|r| r.into_iter().next())
+        .and_then(Val::into_string)
+        .and_then(|b| serde_json::from_str(&b).ok()))
+}
+
+impl TxMetrics {
+    fn facts(
+        &mut self,
+        tx: &mut dyn Sql,
+        rtype: &str,
+        body: &Value,
+        pcomm: Option<&str>,
+    ) -> Result<Vec<Fact>, StoreError> {
+        let request = request_of(tx, rtype, body)?;
+        let mut refs = Vec::new();
+        org_refs(body, &mut refs);
+        if let Some(r) = &request {
+            org_refs(r, &mut refs);
+        }
+        for id in refs {
+            if !self.orgs.contains_key(&id) {
+                let f = org_facts(tx, &id)?;
+                self.orgs.insert(id, f);
+            }
+        }
+        let orgs = &self.orgs;
+        let lookup = |id: &str| orgs.get(id).cloned().flatten();
+        let ctx = Context {
+            org: &lookup,
+            patient_comm: pcomm,
+            request: request.as_ref(),
+        };
+        Ok(indicators::contributions(rtype, body, &ctx))
+    }
+
+    /// Records the change a write makes: what the new version contributes
+    /// minus what the old one did.
+    pub(crate) fn on_write(
+        &mut self,
+        tx: &mut dyn Sql,
+        rtype: &str,
+        old: Option<(&str, Option<&str>)>,
+        new: Option<(&Value, Option<&str>)>,
+    ) -> Result<(), StoreError> {
+        let before = match old {
+            Some((body, pcomm)) => match serde_json::from_str::<Value>(body) {
+                Ok(v) => self.facts(tx, rtype, &v, pcomm)?,
+                Err(_) => vec![],
+            },
+            None => vec![],
+        };
+        let after = match new {
+            Some((body, pcomm)) => self.facts(tx, rtype, body, pcomm)?,
+            None => vec![],
+        };
+        for f in indicators::delta(&before, &after) {
+            *self
+                .delta
+                .entry((f.component.into_owned(), f.org, f.month))
+                .or_insert(0) += f.value;
+        }
+        Ok(())
+    }
+
+    /// Called when an Organization is written in the transaction: forget what
+    /// was looked up, so later writes see the new tree.
+    pub(crate) fn org_changed(&mut self) {
+        self.orgs.clear();
+    }
+
+    pub(crate) fn flush(self, tx: &mut dyn Sql) -> Result<(), StoreError> {
+        for ((component, org, month), v) in self.delta {
+            if v != 0 {
+                add_fact(tx, &component, &org, &month, v)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+fn add_fact(tx: &mut dyn Sql, component: &str, org: &str, month: &str, v: i64) -> Result<(), StoreError> {
+    tx.exec(
+        "INSERT INTO metric_fact (component, org, month, value) VALUES (?, ?, ?, ?)
+         ON CONFLICT (component, org, month) DO UPDATE SET value = metric_fact.value + excluded.value",
+        &[component.into(), org.into(), month.into(), Val::Int(v)],
+    )?;
+    Ok(())
+}
+
+/// Adds counters the store itself owns (prescription review) in a transaction.
+pub(crate) fn bump(tx: &mut dyn Sql, component: &str, org: &str, at: &str, v: i64) -> Result<(), StoreError> {
+    match indicators::month_of(at) {
+        Some(month) if !org.is_empty() => add_fact(tx, component, org, &month, v),
+        _ => Ok(()),
+    }
+}
+
+/// Whom an indicator is computed for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Subject {
+    County,
+    Community(String),
+    Institution(String),
+}
+
+impl Subject {
+    fn filter(&self, params: &mut Vec<Val>) -> String {
+        match self {
+            Subject::County => String::new(),
+            Subject::Community(c) => {
+                params.push(c.as_str().into());
+                params.push(c.as_str().into());
+                " AND (f.org = ? OR f.org IN (SELECT id FROM org_tree WHERE comm = ?))".into()
+            }
+            Subject::Institution(i) => {
+                params.push(i.as_str().into());
+                " AND f.org = ?".into()
+            }
+        }
+    }
+}
+
+/// What a full recompute found and did.
+#[derive(Debug, Clone)]
+pub struct Recompute {
+    pub resources: usize,
+    pub facts: usize,
+    /// Counters whose live value differed from the recomputed one (0 when the
+    /// incremental maintenance is exact).
+    pub differing: usize,
+    pub seconds: f64,
+}
+
+impl Store {
+    /// Sums of counters for a subject over months `first..=last` (YYYY-MM).
+    /// A family wildcard (`visits_dx:*`) sums the family.
+    pub fn metric_sums(
+        &self,
+        subject: &Subject,
+        components: &[String],
+        first: &str,
+        last: &str,
+    ) -> Result<HashMap<String, i64>, StoreError> {
+        let mut out = HashMap::new();
+        if components.is_empty() {
+            return Ok(out);
+        }
+        self.db().read(|c| {
+            for comp in components {
+                let mut p: Vec<Val> = vec![first.into(), last.into()];
+                let cond = match comp.strip_suffix(":*") {
+                    Some(fam) => {
+                        p.push(format!("{fam}:%").into());
+                        "f.component LIKE ?"
+                    }
+                    None => {
+                        p.push(comp.as_str().into());
+                        "f.component = ?"
+                    }
+                };
+                let w = subject.filter(&mut p);
+                let v = c.scalar_int(
+                    &format!("SELECT COALESCE(sum(f.value), 0) FROM metric_fact f WHERE f.month >= ? AND f.month <= ? AND {cond}{w}"),
+                    &p,
+                )?;
+                out.insert(comp.clone(), v);
+            }
+            Ok(())
+        })?;
+        Ok(out)
+    }
+
+    /// Monthly sums (month → component → sum) for a subject.
+    pub fn metric_monthly(
+        &self,
+        subject: &Subject,
+        components: &[String],
+        first: &str,
+        last: &str,
+    ) -> Result<BTreeMap<String, HashMap<String, i64>>, StoreError> {
+        let mut out: BTreeMap<String, HashMap<String, i64>> = BTreeMap::new();
+        self.db().read(|c| {
+            for comp in components {
+                let mut p: Vec<Val> = vec![first.into(), last.into()];
+                let cond = match comp.strip_suffix(":*") {
+                    Some(fam) => {
+                        p.push(format!("{fam}:%").into());
+                        "f.component LIKE ?"
+                    }
+                    None => {
+                        p.push(comp.as_str().into());
+                        "f.component = ?"
+                    }
+                };
+                let w = subject.filter(&mut p);
+                for r in c.query(
+                    &format!("SELECT f.month, sum(f.value) FROM metric_fact f WHERE f.month >= ? AND f.month <= ? AND {cond}{w} GROUP BY f.month"),
+                    &p,
+                )? {
+                    let month = r[0].as_str().unwrap_or("").to_string();
+                    out.entry(month).or_default().insert(comp.clone(), r[1].as_int().unwrap_or(0));
+                }
+            }
+            Ok(())
+        })?;
+        Ok(out)
+    }
+
+    /// Members of a family (e.g. every `visits_dx:<code>`) with their sums.
+    pub fn metric_family(
+        &self,
+        subject: &Subject,
+        family: &str,
+        first: &str,
+        last: &str,
+    ) -> Result<Vec<(String, i64)>, StoreError> {
+        self.db().read(|c| {
+            let mut p: Vec<Val> = vec![first.into(), last.into(), format!("{family}:%").into()];
+            let w = subject.filter(&mut p);
+            Ok(c.query(
+                &format!("SELECT f.component, sum(f.value) FROM metric_fact f WHERE f.month >= ? AND f.month <= ? AND f.component LIKE ?{w} GROUP BY f.component"),
+                &p,
+            )?
+            .into_iter()
+            .map(|r| (r[0].as_str().unwrap_or("").to_string(), r[1].as_int().unwrap_or(0)))
+            .collect())
+        })
+    }
+
+    /// An indicator's figure for a subject and period (growth indicators
+    /// compare with the same months a year earlier).
+    pub fn indicator_value(
+        &self,
+        id: &str,
+        subject: &Subject,
+        first: &str,
+        last: &str,
+    ) -> Result<indicators::Value, StoreError> {
+        let cat = catalogue();
+        let ind = cat
+            .get(id)
+            .ok_or_else(|| StoreError::NotFound(format!("指标 {id} 不存在")))?;
+        let comps: Vec<String> = ind
+            .numerator_components
+            .iter()
+            .chain(&ind.denominator_components)
+            .cloned()
+            .collect();
+        let sums = self.metric_sums(subject, &comps, first, last)?;
+        let sum = |c: &str| sums.get(c).copied().unwrap_or(0);
+        if ind.compare == Some(indicators::Compare::PreviousYear) {
+            let (Some(pf), Some(pl)) = (indicators::previous_year(first), indicators::previous_year(last)) else {
+                return Ok(indicators::Value::NONE);
+            };
+            let before = self.metric_sums(subject, &comps, &pf, &pl)?;
+            let bsum = |c: &str| before.get(c).copied().unwrap_or(0);
+            return Ok(indicators::value_growth(ind, &sum, &bsum));
+        }
+        Ok(indicators::value(ind, &sum))
+    }
+
+    /// Rebuilds every counter from the stored resources (and the prescription
+    /// tables) and reports how many live counters differed.
+    pub fn metrics_recompute(&self) -> Result<Recompute, StoreError> {
+        let started = std::time::Instant::now();
+        let mut table: BTreeMap<(String, String, String), i64> = BTreeMap::new();
+        let mut resources = 0usize;
+        let mut orgs: HashMap<String, Option<OrgFacts>> = HashMap::new();
+        self.db().read(|c| {
+            for r in c.query("SELECT id, tier, kind, comm, lead FROM org_tree", &[])? {
+                let kind = r[2].as_str().map(str::to_string);
+                orgs.insert(
+                    r[0].as_str().unwrap_or("").to_string(),
+                    Some(OrgFacts {
+                        tier: r[1].as_str().and_then(Tier::from_code),
+                        in_county: kind.as_deref() != Some("external"),
+                        kind,
+                        comm: r[3].as_str().map(str::to_string),
+                        lead: r[4].as_int() == Some(1),
+                    }),
+                );
+            }
+            let requests: HashMap<String, Value> = c
+                .query("SELECT id, body FROM resource WHERE rtype = 'ServiceRequest' AND deleted = 0", &[])?
+                .into_iter()
+                .filter_map(|r| Some((r[0].as_str()?.to_string(), serde_json::from_str(r[1].as_str()?).ok()?)))
+                .collect();
+            let lookup = |id: &str| orgs.get(id).cloned().flatten();
+            for rtype in ["Encounter", "Claim", "DiagnosticReport", "Task", "PractitionerRole"] {
+                let mut after = String::new();
+                loop {
+                    let rows = c.query(
+                        "SELECT id, body, pcomm FROM resource WHERE rtype = ? AND deleted = 0 AND id > ? ORDER BY id LIMIT 20000",
+                        &[rtype.into(), after.as_str().into()],
+                    )?;
+                    let Some(last) = rows.last() else { break };
+                    after = last[0].as_str().unwrap_or("").to_string();
+                    resources += rows.len();
+                    // Parsing and contributions dominate: spread them over the cores.
+                    use rayon::prelude::*;
+                    let part: HashMap<(String, String, String), i64> = rows
+                        .par_chunks(1024)
+                        .map(|chunk| {
+                            let mut m: HashMap<(String, String, String), i64> = HashMap::new();
+                            for r in chunk {
+                                let Some(body) = r[1].as_str().and_then(|b| serde_json::from_str::<Value>(b).ok()) else { continue };
+                                let req = match rtype {
+                                    "DiagnosticReport" => body["basedOn"][0]["reference"].as_str(),
+                                    "Task" => body["focus"]["reference"].as_str(),
+                                    _ => None,
+                                }
+                                .and_then(|r| r.strip_prefix("ServiceRequest/"))
+                                .and_then(|id| requests.get(id));
+                                let ctx = Context { org: &lookup, patient_comm: r[2].as_str(), request: req };
+                                for f in indicators::contributions(rtype, &body, &ctx) {
+                                    *m.entry((f.component.into_owned(), f.org, f.month)).or_insert(0) += f.value;
+                                }
+                            }
+                            m
+                        })
+                        .reduce(HashMap::new, |mut a, b| {
+                            for (k, v) in b {
+                                *a.entry(k).or_insert(0) += v;
+                            }
+                            a
+                        });
+                    for (k, v) in part {
+                        *table.entry(k).or_insert(0) += v;
+                    }
+                }
+            }
+            // Prescription review counters.
+            for r in c.query(
+                "SELECT p.inst, e.at, e.action FROM rx_event e JOIN rx_prescription p ON p.id = e.rx WHERE e.action IN ('pass', 'return', 'timeout-pass')",
+                &[],
+            )? {
+                let (Some(inst), Some(at)) = (r[0].as_str(), r[1].as_str()) else { continue };
+                let Some(month) = indicators::month_of(at) else { continue };
+                *table.entry(("rx_reviewed".into(), inst.to_string(), month.clone())).or_insert(0) += 1;
+                if r[2].as_str() == Some("return") {
+                    *table.entry(("rx_intervened".into(), inst.to_string(), month)).or_insert(0) += 1;
+                }
+            }
+            Ok(())
+        })?;
+        table.retain(|_, v| *v != 0);
+        let facts = table.len();
+        let differing = self.db().write(|tx| {
+            let live: BTreeMap<(String, String, String), i64> = tx
+                .query("SELECT component, org, month, value FROM metric_fact WHERE value <> 0", &[])?
+                .into_iter()
+                .map(|r| {
+                    (
+                        (
+                            r[0].as_str().unwrap_or("").to_string(),
+                            r[1].as_str().unwrap_or("").to_string(),
+                            r[2].as_str().unwrap_or("").to_string(),
+                        ),
+                        r[3].as_int().unwrap_or(0),
+                    )
+                })
+                .collect();
+            let differing = table.iter().filter(|(k, v)| live.get(*k) != Some(v)).count()
+                + live.keys().filter(|k| !table.contains_key(*k)).count();
+            if differing > 0 {
+                tx.exec("DELETE FROM metric_fact", &[])?;
+                for ((comp, org, month), v) in &table {
+                    tx.exec(
+                        "INSERT INTO metric_fact (component, org, month, value) VALUES (?, ?, ?, ?)",
+                        &[comp.as_str().into(), org.as_str().into(), month.as_str().into(), Val::Int(*v)],
+                    )?;
+                }
+            }
+            Ok(differing)
+        })?;
+        Ok(Recompute {
+            resources,
+            facts,
+            differing,
+            seconds: started.elapsed().as_secs_f64(),
+        })
+    }
+}
+
+/// The shipped indicator catalogue (parsed once).
+pub fn catalogue() -> &'static Catalogue {
+    static CAT: std::sync::OnceLock<Catalogue> = std::sync::OnceLock::new();
+    CAT.get_or_init(Catalogue::shipped)
+}

@@ -1,0 +1,11 @@
+-- Live indicators (issue 6): one counter per component, organisation (an
+-- institution, or a community for enrollee-based components) and month, moved
+-- in the same transaction as the resource write that changes it.
+CREATE TABLE IF NOT EXISTS metric_fact (
+  component TEXT COLLATE "C" NOT NULL,
+  org TEXT COLLATE "C" NOT NULL,
+  month TEXT COLLATE "C" NOT NULL,
+  value BIGINT NOT NULL,
+  PRIMARY KEY (component, org, month)
+);
+CREATE INDEX IF NOT EXISTS metric_fact_org ON metric_fact (org, month);
