@@ -153,7 +153,10 @@ pub fn generate_into(
     // Bulk loads skip the live counters: build them once from what was loaded.
     let m = store.metrics_recompute()?;
     if progress {
-        println!("指标计数器:{} 个资源 → {} 个计数器({:.1} s)", m.resources, m.facts, m.seconds);
+        println!(
+            "指标计数器:{} 个资源 → {} 个计数器({:.1} s)",
+            m.resources, m.facts, m.seconds
+        );
     }
     store.set_bulk_load(false)?;
     if progress {

@@ -216,7 +216,11 @@ fn main() -> Result<()> {
                 r.facts,
                 r.seconds,
                 r.differing,
-                if r.differing > 0 { "(已按重算结果更正)" } else { "" }
+                if r.differing > 0 {
+                    "(已按重算结果更正)"
+                } else {
+                    ""
+                }
             );
         }
     }

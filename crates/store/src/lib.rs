@@ -332,6 +332,16 @@ impl Store {
     pub fn wipe_all(&self) -> Result<(), StoreError> {
         self.db.write(|tx| {
             for t in [
+                "ops_cycle_step",
+                "ops_cycle",
+                "ops_step",
+                "ops_rule",
+                "ops_fund_entry",
+                "ops_fund",
+                "ops_budget",
+                "ops_evidence",
+                "ops_attest",
+                "ops_standard",
                 "metric_fact",
                 "ph_ledger",
                 "ph_transit",

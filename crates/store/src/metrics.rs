@@ -157,7 +157,13 @@ impl TxMetrics {
     }
 }
 
-fn add_fact(tx: &mut dyn Sql, component: &str, org: &str, month: &str, v: i64) -> Result<(), StoreError> {
+fn add_fact(
+    tx: &mut dyn Sql,
+    component: &str,
+    org: &str,
+    month: &str,
+    v: i64,
+) -> Result<(), StoreError> {
     tx.exec(
         "INSERT INTO metric_fact (component, org, month, value) VALUES (?, ?, ?, ?)
          ON CONFLICT (component, org, month) DO UPDATE SET value = metric_fact.value + excluded.value",
@@ -167,7 +173,13 @@ fn add_fact(tx: &mut dyn Sql, component: &str, org: &str, month: &str, v: i64) -
 }
 
 /// Adds counters the store itself owns (prescription review) in a transaction.
-pub(crate) fn bump(tx: &mut dyn Sql, component: &str, org: &str, at: &str, v: i64) -> Result<(), StoreError> {
+pub(crate) fn bump(
+    tx: &mut dyn Sql,
+    component: &str,
+    org: &str,
+    at: &str,
+    v: i64,
+) -> Result<(), StoreError> {
     match indicators::month_of(at) {
         Some(month) if !org.is_empty() => add_fact(tx, component, org, &month, v),
         _ => Ok(()),
@@ -229,8 +241,10 @@ impl Store {
                 let mut p: Vec<Val> = vec![first.into(), last.into()];
                 let cond = match comp.strip_suffix(":*") {
                     Some(fam) => {
-                        p.push(format!("{fam}:%").into());
-                        "f.component LIKE ?"
+                        // A key range, not LIKE: SQLite would scan the table.
+                        p.push(format!("{fam}:").into());
+                        p.push(format!("{fam};").into());
+                        "f.component >= ? AND f.component < ?"
                     }
                     None => {
                         p.push(comp.as_str().into());
@@ -263,8 +277,10 @@ impl Store {
                 let mut p: Vec<Val> = vec![first.into(), last.into()];
                 let cond = match comp.strip_suffix(":*") {
                     Some(fam) => {
-                        p.push(format!("{fam}:%").into());
-                        "f.component LIKE ?"
+                        // A key range, not LIKE: SQLite would scan the table.
+                        p.push(format!("{fam}:").into());
+                        p.push(format!("{fam};").into());
+                        "f.component >= ? AND f.component < ?"
                     }
                     None => {
                         p.push(comp.as_str().into());
@@ -294,10 +310,10 @@ impl Store {
         last: &str,
     ) -> Result<Vec<(String, i64)>, StoreError> {
         self.db().read(|c| {
-            let mut p: Vec<Val> = vec![first.into(), last.into(), format!("{family}:%").into()];
+            let mut p: Vec<Val> = vec![first.into(), last.into(), format!("{family}:").into(), format!("{family};").into()];
             let w = subject.filter(&mut p);
             Ok(c.query(
-                &format!("SELECT f.component, sum(f.value) FROM metric_fact f WHERE f.month >= ? AND f.month <= ? AND f.component LIKE ?{w} GROUP BY f.component"),
+                &format!("SELECT f.component, sum(f.value) FROM metric_fact f WHERE f.month >= ? AND f.month <= ? AND f.component >= ? AND f.component < ?{w} GROUP BY f.component"),
                 &p,
             )?
             .into_iter()
@@ -328,7 +344,10 @@ impl Store {
         let sums = self.metric_sums(subject, &comps, first, last)?;
         let sum = |c: &str| sums.get(c).copied().unwrap_or(0);
         if ind.compare == Some(indicators::Compare::PreviousYear) {
-            let (Some(pf), Some(pl)) = (indicators::previous_year(first), indicators::previous_year(last)) else {
+            let (Some(pf), Some(pl)) = (
+                indicators::previous_year(first),
+                indicators::previous_year(last),
+            ) else {
                 return Ok(indicators::Value::NONE);
             };
             let before = self.metric_sums(subject, &comps, &pf, &pl)?;

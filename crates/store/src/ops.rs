@@ -22,10 +22,10 @@ use chrono::NaiveDate;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap};
 use yigong_core::Fen;
+use yigong_metrics::Unit;
 use yigong_metrics::budget::{MonthSpending, SettlementRule, SpecialFund, YearSpending};
 use yigong_metrics::escalation::{Cycle, EscalationRule, Level, Step, StepDays};
 use yigong_metrics::evaluation::{self, Grade, Input, Report, Standard};
-use yigong_metrics::Unit;
 use yigong_metrics::indicators;
 
 /// Largest evidence attachment accepted (5 MiB).
@@ -188,40 +188,69 @@ impl Store {
             return Ok(out);
         }
         self.db().read(|c| {
+            let month = if by_month { "f.month" } else { "''" };
+            // Per community the database groups (a handful of rows come back);
+            // per institution the rows are one per institution and month
+            // anyway, so they come straight off the primary key and are kept
+            // here when the tree says the organisation is an institution.
+            let tree: HashMap<String, (Option<String>, Option<String>)> = match level {
+                OrgLevel::Community => HashMap::new(),
+                OrgLevel::Institution => c
+                    .query("SELECT id, inst, comm FROM org_tree", &[])?
+                    .into_iter()
+                    .map(|r| {
+                        let mut r = Cols::new(r);
+                        (r.s(), (r.os(), r.os()))
+                    })
+                    .collect(),
+            };
             for comp in components.iter().filter(|c| !c.ends_with(":*")) {
                 let mut p: Vec<Val> = vec![comp.as_str().into(), first.into(), last.into()];
-                let (key, join_filter) = match level {
-                    OrgLevel::Community => ("COALESCE(t.comm, f.org)", ""),
-                    OrgLevel::Institution => ("f.org", " AND t.inst = f.org"),
-                };
-                let within_sql = match within {
-                    Subject::County => String::new(),
-                    Subject::Community(cm) => {
-                        p.push(cm.as_str().into());
-                        p.push(cm.as_str().into());
-                        " AND (f.org = ? OR t.comm = ?)".to_string()
-                    }
+                let filter = match within {
+                    Subject::County => "",
                     Subject::Institution(i) => {
                         p.push(i.as_str().into());
-                        " AND f.org = ?".to_string()
+                        " AND f.org = ?"
                     }
+                    Subject::Community(cm) if level == OrgLevel::Community => {
+                        p.push(cm.as_str().into());
+                        p.push(cm.as_str().into());
+                        " AND (f.org = ? OR t.comm = ?)"
+                    }
+                    Subject::Community(_) => "",
                 };
-                let month = if by_month { "f.month" } else { "''" };
-                let sql = format!(
-                    "SELECT {key}, {month}, sum(f.value) FROM metric_fact f LEFT JOIN org_tree t ON t.id = f.org \
-                     WHERE f.component = ? AND f.month >= ? AND f.month <= ?{join_filter}{within_sql} GROUP BY 1, 2"
-                );
+                let sql = match level {
+                    OrgLevel::Community => format!(
+                        "SELECT COALESCE(t.comm, f.org), {month}, sum(f.value) FROM metric_fact f LEFT JOIN org_tree t ON t.id = f.org \
+                         WHERE f.component = ? AND f.month >= ? AND f.month <= ?{filter} GROUP BY 1, 2"
+                    ),
+                    OrgLevel::Institution => format!(
+                        "SELECT f.org, {month}, sum(f.value) FROM metric_fact f \
+                         WHERE f.component = ? AND f.month >= ? AND f.month <= ?{filter} GROUP BY 1, 2"
+                    ),
+                };
                 for r in c.query(&sql, &p)? {
                     let mut r = Cols::new(r);
-                    let org = r.s();
-                    let m = r.os().unwrap_or_default();
-                    let v = r.i();
-                    *out.entry(org)
-                        .or_default()
-                        .entry(m)
-                        .or_default()
-                        .entry(comp.clone())
-                        .or_insert(0) += v;
+                    let (org, m, v) = (r.s(), r.os().unwrap_or_default(), r.i());
+                    if level == OrgLevel::Institution {
+                        let Some((inst, comm)) = tree.get(&org) else {
+                            continue;
+                        };
+                        let inside = match within {
+                            Subject::Community(cm) => comm.as_deref() == Some(cm.as_str()),
+                            _ => true,
+                        };
+                        if !inside || inst.as_deref() != Some(org.as_str()) {
+                            continue;
+                        }
+                    }
+                    let cell = out.entry(org).or_default().entry(m).or_default();
+                    match cell.get_mut(comp.as_str()) {
+                        Some(x) => *x += v,
+                        None => {
+                            cell.insert(comp.clone(), v);
+                        }
+                    }
                 }
             }
             Ok(())
@@ -229,12 +258,60 @@ impl Store {
         Ok(out)
     }
 
+    /// The members of a component family (`visits_dx` → every
+    /// `visits_dx:<code>`) with their sums for a subject and months
+    /// `first..=last`, largest first. Reads the family's key range of the
+    /// counters' primary key (`component >= 'visits_dx:' AND < 'visits_dx;'`),
+    /// never the whole table.
+    pub fn metric_family_range(
+        &self,
+        subject: &Subject,
+        family: &str,
+        first: &str,
+        last: &str,
+    ) -> Result<Vec<(String, i64)>, StoreError> {
+        let lo = format!("{family}:");
+        let hi = format!("{family};");
+        let mut p: Vec<Val> = vec![lo.into(), hi.into(), first.into(), last.into()];
+        let w = match subject {
+            Subject::County => "",
+            Subject::Community(c) => {
+                p.push(c.as_str().into());
+                p.push(c.as_str().into());
+                " AND (f.org = ? OR f.org IN (SELECT id FROM org_tree WHERE comm = ?))"
+            }
+            Subject::Institution(i) => {
+                p.push(i.as_str().into());
+                " AND f.org = ?"
+            }
+        };
+        let mut rows: Vec<(String, i64)> = self.db().read(|c| {
+            Ok(c.query(
+                &format!(
+                    "SELECT f.component, sum(f.value) FROM metric_fact f \
+                     WHERE f.component >= ? AND f.component < ? AND f.month >= ? AND f.month <= ?{w} GROUP BY f.component"
+                ),
+                &p,
+            )?
+            .into_iter()
+            .map(|r| {
+                let mut r = Cols::new(r);
+                (r.s(), r.i())
+            })
+            .collect())
+        })?;
+        rows.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+        Ok(rows)
+    }
+
     /// The number of registered residents (Patient records) of a community:
-    /// the default number of enrollees of its insurance budget.
+    /// the default number of enrollees of its insurance budget. Counted on
+    /// the `(rtype, pcomm)` index alone (resources are never deleted, only
+    /// superseded by new versions, so every row is a live record).
     pub fn ops_enrollees(&self, comm: &str) -> Result<i64, StoreError> {
         self.db().read(|c| {
             c.scalar_int(
-                "SELECT count(*) FROM resource WHERE rtype = 'Patient' AND pcomm = ? AND deleted = 0",
+                "SELECT count(*) FROM resource WHERE rtype = 'Patient' AND pcomm = ?",
                 &[comm.into()],
             )
         })
@@ -340,7 +417,9 @@ fn clean_file_name(name: &str) -> Result<String, StoreError> {
         return Err(invalid("佐证材料缺少文件名"));
     }
     if base.chars().count() > 200 || base.chars().any(char::is_control) {
-        return Err(invalid(format!("佐证材料文件名“{base}”不合规（最长 200 字）")));
+        return Err(invalid(format!(
+            "佐证材料文件名“{base}”不合规（最长 200 字）"
+        )));
     }
     Ok(base.to_string())
 }
@@ -481,11 +560,12 @@ impl Store {
                 )));
             }
             let ctype = e.content_type.trim();
-            let ctype = if ctype.is_empty() || ctype.len() > 100 || ctype.chars().any(char::is_control) {
-                "application/octet-stream".to_string()
-            } else {
-                ctype.to_string()
-            };
+            let ctype =
+                if ctype.is_empty() || ctype.len() > 100 || ctype.chars().any(char::is_control) {
+                    "application/octet-stream".to_string()
+                } else {
+                    ctype.to_string()
+                };
             files.push((name, ctype, e.bytes));
         }
         let key = standard_key(std);
@@ -546,7 +626,11 @@ impl Store {
     }
 
     /// The attested grades of a community under a standard key, with evidence.
-    pub fn ops_attestations(&self, comm: &str, std_key: &str) -> Result<Vec<Attestation>, StoreError> {
+    pub fn ops_attestations(
+        &self,
+        comm: &str,
+        std_key: &str,
+    ) -> Result<Vec<Attestation>, StoreError> {
         self.db().read(|c| {
             let mut evidence: HashMap<String, Vec<Evidence>> = HashMap::new();
             for r in c.query(
@@ -859,12 +943,15 @@ fn replay(total: Fen, entries: &[FundEntry]) -> Result<SpecialFund, StoreError> 
     Ok(f)
 }
 
+/// A fund row: total, version, who and when it was last changed, its ledger.
+type FundRow = (Fen, i64, String, String, Vec<FundEntry>);
+
 fn load_fund(
     tx: &mut dyn Sql,
     comm: &str,
     year: i32,
     lock: bool,
-) -> Result<Option<(Fen, i64, String, String, Vec<FundEntry>)>, StoreError> {
+) -> Result<Option<FundRow>, StoreError> {
     let lock = if lock { for_update(tx) } else { "" };
     let Some(r) = tx.query_one(
         &format!("SELECT total, version, updated_by, updated_at FROM ops_fund WHERE comm = ? AND yr = ?{lock}"),
@@ -975,11 +1062,16 @@ impl Store {
         note: &str,
     ) -> Result<FundState, StoreError> {
         if kind != "allocate" && kind != "spend" {
-            return Err(invalid(format!("专项资金操作“{kind}”无效（只能是分配或支出）")));
+            return Err(invalid(format!(
+                "专项资金操作“{kind}”无效（只能是分配或支出）"
+            )));
         }
         let purpose = purpose.trim();
-        if purpose.chars().count() > 64 || name.chars().count() > 100 || note.chars().count() > 500 {
-            return Err(invalid("用途编号最长 64 字，名称最长 100 字，说明最长 500 字"));
+        if purpose.chars().count() > 64 || name.chars().count() > 100 || note.chars().count() > 500
+        {
+            return Err(invalid(
+                "用途编号最长 64 字，名称最长 100 字，说明最长 500 字",
+            ));
         }
         let now = now_string();
         self.db().write(|tx| {
@@ -1086,9 +1178,7 @@ pub fn check_rule(id: &str, level: OrgLevel, rule: &EscalationRule) -> Result<()
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
     {
-        return Err(format!(
-            "规则编号“{id}”不合规（1–64 个字母、数字、- 或 _）"
-        ));
+        return Err(format!("规则编号“{id}”不合规（1–64 个字母、数字、- 或 _）"));
     }
     rule.check().map_err(|e| e.to_string())?;
     let cat = crate::metrics::catalogue();
@@ -1097,6 +1187,9 @@ pub fn check_rule(id: &str, level: OrgLevel, rule: &EscalationRule) -> Result<()
         .ok_or_else(|| format!("预警规则的指标“{}”不在指标目录中", rule.indicator))?;
     if !ind.available {
         return Err(format!("指标“{}”暂无数据来源，不能设置预警", ind.name));
+    }
+    if ind.family().is_some() {
+        return Err(format!("“{}”是排名类指标，不能设置预警", ind.name));
     }
     let lv = match level {
         OrgLevel::Community => indicators::Level::Community,
@@ -1293,7 +1386,10 @@ impl Store {
     /// actor's scope.
     pub fn ops_step_record(&self, actor: &Actor, s: &NewStep) -> Result<StepRow, StoreError> {
         if !self.ops_rules()?.iter().any(|r| r.id == s.rule_id) {
-            return Err(StoreError::NotFound(format!("预警规则 {} 不存在", s.rule_id)));
+            return Err(StoreError::NotFound(format!(
+                "预警规则 {} 不存在",
+                s.rule_id
+            )));
         }
         for (what, m) in [("达到该级别的月份", &s.since), ("评估月份", &s.period)] {
             if !indicators::is_month(m) {

@@ -1061,7 +1061,8 @@ fn write_doc(
         let at = chrono::DateTime::parse_from_rfc3339(now)
             .map(|t| t.with_timezone(&chrono::Utc))
             .unwrap_or_else(|_| chrono::Utc::now());
-        yigong_metrics::indicators::check(&doc.rtype, &doc.body, at).map_err(StoreError::Invalid)?;
+        yigong_metrics::indicators::check(&doc.rtype, &doc.body, at)
+            .map_err(StoreError::Invalid)?;
     }
 
     let derived = if crate::care::is_care_type(&doc.rtype) {

@@ -1634,7 +1634,10 @@ fn event(
     // Review decisions feed the indicators (review intervention rate).
     if matches!(action, "pass" | "return" | "timeout-pass") {
         let inst = tx
-            .query_one("SELECT inst FROM rx_prescription WHERE id = ?", &[rx.into()])?
+            .query_one(
+                "SELECT inst FROM rx_prescription WHERE id = ?",
+                &[rx.into()],
+            )?
             .and_then(|r| r.into_iter().next())
             .and_then(Val::into_string)
             .unwrap_or_default();

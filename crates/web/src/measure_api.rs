@@ -76,14 +76,14 @@ async fn evaluate(
         .unwrap_or_default();
     let get = |k: &str| pairs.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone());
     let (Some(start), Some(end)) = (get("periodStart"), get("periodEnd")) else {
-        return Err(invalid("$evaluate-measure 需要 periodStart 和 periodEnd".into()));
+        return Err(invalid(
+            "$evaluate-measure 需要 periodStart 和 periodEnd".into(),
+        ));
     };
     if let Some(t) = get("reportType")
         && t != "summary"
     {
-        return Err(invalid(format!(
-            "仅支持 reportType=summary(收到 {t})"
-        )));
+        return Err(invalid(format!("仅支持 reportType=summary(收到 {t})")));
     }
     let (first, last) = indicators::month_range(&start, &end).ok_or_else(|| {
         invalid(format!(
@@ -105,12 +105,13 @@ async fn evaluate(
             )
         }
         Some(r) => {
-            let oid = r.strip_prefix("Organization/").ok_or_else(|| {
-                invalid(format!("subject 必须是 Organization/<id>(收到 {r})"))
-            })?;
-            let node = tree.iter().find(|n| n.id == oid).ok_or_else(|| {
-                invalid(format!("机构 {oid} 不存在"))
-            })?;
+            let oid = r
+                .strip_prefix("Organization/")
+                .ok_or_else(|| invalid(format!("subject 必须是 Organization/<id>(收到 {r})")))?;
+            let node = tree
+                .iter()
+                .find(|n| n.id == oid)
+                .ok_or_else(|| invalid(format!("机构 {oid} 不存在")))?;
             let s = match node.kind.as_deref() {
                 Some("county") => Subject::County,
                 Some("community") => Subject::Community(node.id.clone()),

@@ -71,6 +71,7 @@ pub fn templates() -> Environment<'static> {
         env.add_template(name, src).expect("template parses");
     }
     rx::add_templates(&mut env);
+    cockpit::add_templates(&mut env);
     pharmacy::add_templates(&mut env);
     env
 }
@@ -88,6 +89,7 @@ pub fn routes() -> Router<AppState> {
         .merge(care::routes())
         .merge(rx::routes())
         .merge(pharmacy::routes())
+        .merge(cockpit::routes())
         .route("/static/{file}", get(asset))
 }
 
@@ -764,6 +766,7 @@ async fn audit(State(st): State<AppState>, Query(aq): Query<AuditQuery>, req: Re
 }
 
 mod care;
+mod cockpit;
 mod mpi;
 mod pharmacy;
 mod rx;

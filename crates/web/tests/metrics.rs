@@ -17,14 +17,25 @@ fn county(s: &TestServer) {
     let r = s.put(
         &admin,
         "/fhir/Organization/h1",
-        &org("h1", "县人民医院", "general-hospital", Some("county"), Some("com1")).to_string(),
+        &org(
+            "h1",
+            "县人民医院",
+            "general-hospital",
+            Some("county"),
+            Some("com1"),
+        )
+        .to_string(),
         None,
     );
     assert!(r.status == 200 || r.status == 201, "{}", r.text);
     for (id, o) in [("p1", "t1"), ("p2", "t1")] {
         let mut p = patient(o);
         p["id"] = json!(id);
-        p["identifier"][0]["value"] = json!(if id == "p1" { "11010519491231002X" } else { "110105194912310046" });
+        p["identifier"][0]["value"] = json!(if id == "p1" {
+            "11010519491231002X"
+        } else {
+            "110105194912310046"
+        });
         let r = s.put(&admin, &format!("/fhir/Patient/{id}"), &p.to_string(), None);
         assert!(r.status == 200 || r.status == 201, "{}", r.text);
     }
@@ -33,7 +44,12 @@ fn county(s: &TestServer) {
 fn visit(s: &TestServer, token: &str, id: &str, patient: &str, org: &str) -> Value {
     let mut e = encounter(patient, org);
     e["id"] = json!(id);
-    let r = s.put(token, &format!("/fhir/Encounter/{id}"), &e.to_string(), None);
+    let r = s.put(
+        token,
+        &format!("/fhir/Encounter/{id}"),
+        &e.to_string(),
+        None,
+    );
     assert!(r.status == 200 || r.status == 201, "{}", r.text);
     r.json()
 }
@@ -46,12 +62,23 @@ fn population(report: &Value, code: &str) -> Option<i64> {
         .as_i64()
 }
 
-fn evaluate(s: &TestServer, token: &str, measure: &str, subject: &str, start: &str, end: &str) -> (u16, Value) {
+fn evaluate(
+    s: &TestServer,
+    token: &str,
+    measure: &str,
+    subject: &str,
+    start: &str,
+    end: &str,
+) -> (u16, Value) {
     let r = s.get(
         token,
         &format!("/fhir/Measure/{measure}/$evaluate-measure?periodStart={start}&periodEnd={end}&subject={subject}&reportType=summary"),
     );
-    let v = if r.status == 200 { r.json() } else { json!({ "text": r.text }) };
+    let v = if r.status == 200 {
+        r.json()
+    } else {
+        json!({ "text": r.text })
+    };
     (r.status, v)
 }
 
@@ -62,38 +89,94 @@ fn run(s: &TestServer) {
     for (i, org) in ["t1", "t1", "t1", "h1"].iter().enumerate() {
         visit(s, &admin, &format!("e{i}"), "p1", org);
     }
-    let (st, rep) = evaluate(s, &admin, "primary-visit-share", "Organization/com1", "2026-03-01", "2026-03-31");
+    let (st, rep) = evaluate(
+        s,
+        &admin,
+        "primary-visit-share",
+        "Organization/com1",
+        "2026-03-01",
+        "2026-03-31",
+    );
     assert_eq!(st, 200, "{rep}");
     assert_eq!(population(&rep, "numerator"), Some(3), "{rep}");
     assert_eq!(population(&rep, "denominator"), Some(4), "{rep}");
-    assert_eq!(rep["group"][0]["measureScore"]["value"].as_f64(), Some(75.0), "{rep}");
+    assert_eq!(
+        rep["group"][0]["measureScore"]["value"].as_f64(),
+        Some(75.0),
+        "{rep}"
+    );
     let mut reports = vec![rep.clone()];
 
     // A correction moves the figure: the lead-hospital visit was really at the centre.
     let mut e = encounter("p1", "t1");
     e["id"] = json!("e3");
-    let r = s.put(&admin, "/fhir/Encounter/e3", &e.to_string(), Some("W/\"1\""));
+    let r = s.put(
+        &admin,
+        "/fhir/Encounter/e3",
+        &e.to_string(),
+        Some("W/\"1\""),
+    );
     assert_eq!(r.status, 200, "{}", r.text);
-    let (_, rep) = evaluate(s, &admin, "primary-visit-share", "Organization/com1", "2026-03-01", "2026-03-31");
+    let (_, rep) = evaluate(
+        s,
+        &admin,
+        "primary-visit-share",
+        "Organization/com1",
+        "2026-03-01",
+        "2026-03-31",
+    );
     assert_eq!(population(&rep, "numerator"), Some(4), "{rep}");
-    assert_eq!(rep["group"][0]["measureScore"]["value"].as_f64(), Some(100.0), "{rep}");
+    assert_eq!(
+        rep["group"][0]["measureScore"]["value"].as_f64(),
+        Some(100.0),
+        "{rep}"
+    );
     // An institution subject and the county.
-    let (_, inst) = evaluate(s, &admin, "outpatient-visits", "Organization/t1", "2026-03", "2026-03");
+    let (_, inst) = evaluate(
+        s,
+        &admin,
+        "outpatient-visits",
+        "Organization/t1",
+        "2026-03",
+        "2026-03",
+    );
     assert_eq!(population(&inst, "measure-population"), Some(4), "{inst}");
-    let (st, all) = evaluate(s, &admin, "primary-visit-share", "Organization/county", "2026-01-01", "2026-12-31");
+    let (st, all) = evaluate(
+        s,
+        &admin,
+        "primary-visit-share",
+        "Organization/county",
+        "2026-01-01",
+        "2026-12-31",
+    );
     assert_eq!(st, 200, "{all}");
     reports.push(inst);
     reports.push(all);
 
     // A period with no visits: no score, never NaN.
-    let (st, empty) = evaluate(s, &admin, "primary-visit-share", "Organization/com1", "2025-01-01", "2025-01-31");
+    let (st, empty) = evaluate(
+        s,
+        &admin,
+        "primary-visit-share",
+        "Organization/com1",
+        "2025-01-01",
+        "2025-01-31",
+    );
     assert_eq!(st, 200);
     assert!(empty["group"][0].get("measureScore").is_none(), "{empty}");
     assert!(!empty.to_string().contains("NaN"));
     reports.push(empty);
 
     // Bad input: negative charges and a future visit are refused; nothing moves.
-    let before = s.store.metric_sums(&yigong_store::metrics::Subject::County, &["visits".into()], "2000-01", "2100-12").unwrap();
+    let before = s
+        .store
+        .metric_sums(
+            &yigong_store::metrics::Subject::County,
+            &["visits".into()],
+            "2000-01",
+            "2100-12",
+        )
+        .unwrap();
     let mut bad = encounter("p1", "t1");
     bad["extension"][0]["extension"][0]["valueMoney"]["value"] = json!(-5);
     let r = s.post(&admin, "/fhir/Encounter", &bad.to_string());
@@ -101,17 +184,80 @@ fn run(s: &TestServer) {
     assert!(r.text.contains("负"), "{}", r.text);
     let mut future = encounter("p1", "t1");
     future["period"]["start"] = json!("2099-01-01T00:00:00Z");
-    assert!(s.post(&admin, "/fhir/Encounter", &future.to_string()).status >= 400);
-    let after = s.store.metric_sums(&yigong_store::metrics::Subject::County, &["visits".into()], "2000-01", "2100-12").unwrap();
+    assert!(
+        s.post(&admin, "/fhir/Encounter", &future.to_string())
+            .status
+            >= 400
+    );
+    let after = s
+        .store
+        .metric_sums(
+            &yigong_store::metrics::Subject::County,
+            &["visits".into()],
+            "2000-01",
+            "2100-12",
+        )
+        .unwrap();
     assert_eq!(before, after);
 
     // Bad requests for the operation.
-    assert_eq!(s.get(&admin, "/fhir/Measure/primary-visit-share/$evaluate-measure?periodEnd=2026-03-31").status, 400);
-    assert_eq!(evaluate(s, &admin, "primary-visit-share", "Organization/com1", "2026-04-01", "2026-03-01").0, 400);
-    assert_eq!(evaluate(s, &admin, "no-such-indicator", "Organization/com1", "2026-03-01", "2026-03-31").0, 404);
-    assert_eq!(evaluate(s, &admin, "primary-visit-share", "Organization/nowhere", "2026-03-01", "2026-03-31").0, 400);
+    assert_eq!(
+        s.get(
+            &admin,
+            "/fhir/Measure/primary-visit-share/$evaluate-measure?periodEnd=2026-03-31"
+        )
+        .status,
+        400
+    );
+    assert_eq!(
+        evaluate(
+            s,
+            &admin,
+            "primary-visit-share",
+            "Organization/com1",
+            "2026-04-01",
+            "2026-03-01"
+        )
+        .0,
+        400
+    );
+    assert_eq!(
+        evaluate(
+            s,
+            &admin,
+            "no-such-indicator",
+            "Organization/com1",
+            "2026-03-01",
+            "2026-03-31"
+        )
+        .0,
+        404
+    );
+    assert_eq!(
+        evaluate(
+            s,
+            &admin,
+            "primary-visit-share",
+            "Organization/nowhere",
+            "2026-03-01",
+            "2026-03-31"
+        )
+        .0,
+        400
+    );
     // Scope: a doctor of community 2 may not read community 1's figures.
-    assert_eq!(evaluate(s, &s.token("doc2"), "primary-visit-share", "Organization/com1", "2026-03-01", "2026-03-31").0, 403);
+    assert_eq!(
+        evaluate(
+            s,
+            &s.token("doc2"),
+            "primary-visit-share",
+            "Organization/com1",
+            "2026-03-01",
+            "2026-03-31"
+        )
+        .0,
+        403
+    );
 
     // The live counters equal a full recompute.
     let r = s.store.metrics_recompute().unwrap();
@@ -129,7 +275,11 @@ fn run(s: &TestServer) {
         let mut count = 0;
         for e in list["entry"].as_array().unwrap() {
             count += 1;
-            std::fs::write(dir.path().join(format!("m{count}.json")), e["resource"].to_string()).unwrap();
+            std::fs::write(
+                dir.path().join(format!("m{count}.json")),
+                e["resource"].to_string(),
+            )
+            .unwrap();
         }
         for r in &reports {
             count += 1;
@@ -147,7 +297,10 @@ fn indicators_on_sqlite() {
 #[test]
 fn indicators_on_postgres() {
     let Ok(url) = std::env::var("YIGONG_TEST_DATABASE_URL") else {
-        assert!(std::env::var("CI").is_err(), "CI must run the PostgreSQL test");
+        assert!(
+            std::env::var("CI").is_err(),
+            "CI must run the PostgreSQL test"
+        );
         eprintln!("skipped: YIGONG_TEST_DATABASE_URL not set");
         return;
     };
@@ -155,7 +308,10 @@ fn indicators_on_postgres() {
     let mut c = postgres::Client::connect(&url, postgres::NoTls).unwrap();
     c.batch_execute(&format!("CREATE SCHEMA {schema}")).unwrap();
     let sep = if url.contains('?') { '&' } else { '?' };
-    let store = Arc::new(Store::open_postgres(&format!("{url}{sep}options=-c%20search_path%3D{schema}")).unwrap());
+    let store = Arc::new(
+        Store::open_postgres(&format!("{url}{sep}options=-c%20search_path%3D{schema}")).unwrap(),
+    );
     run(&TestServer::start_with(store, tempfile::tempdir().unwrap()));
-    c.batch_execute(&format!("DROP SCHEMA {schema} CASCADE")).unwrap();
+    c.batch_execute(&format!("DROP SCHEMA {schema} CASCADE"))
+        .unwrap();
 }
