@@ -97,9 +97,9 @@ impl TxMetrics {
             org_refs(r, &mut refs);
         }
         for id in refs {
-            if !self.orgs.contains_key(&id) {
-                let f = org_facts(tx, &id)?;
-                self.orgs.insert(id, f);
+            if let std::collections::hash_map::Entry::Vacant(e) = self.orgs.entry(id) {
+                let f = org_facts(tx, e.key())?;
+                e.insert(f);
             }
         }
         let orgs = &self.orgs;

@@ -18,138 +18,20 @@ use yigong_store::*;
 mod common;
 use common::*;
 
-#[allow(clippy::too_many_arguments)]
-fn node(
-    id: &str,
-    name: &str,
-    kind: &str,
-    tier: Option<&str>,
-    parent: Option<&str>,
-    institution: bool,
-    community: bool,
-    lead: bool,
-) -> Doc {
-    Doc {
-        rtype: "Organization".into(),
-        id: id.into(),
-        body: json!({ "resourceType": "Organization", "name": name }),
-        org: parent.map(str::to_string),
-        patient: None,
-        date: None,
-        index: vec![("name".into(), name.into())],
-        refs: parent
-            .map(|p| vec![("Organization".to_string(), p.to_string())])
-            .unwrap_or_default(),
-        org_node: Some(OrgNode {
-            name: name.into(),
-            kind: Some(kind.into()),
-            tier: tier.map(str::to_string),
-            parent: parent.map(str::to_string),
-            is_institution: institution,
-            is_community: community,
-            sub_centre: false,
-            lead,
-        }),
-        performer: None,
-    }
-}
-
 /// County → two communities (lead hospital + township centre each, a village
 /// clinic under the first centre) and an out-of-county node.
 fn county(s: &Store) {
     let a = admin();
-    for d in [
-        node(
-            "county",
-            "测试县",
-            "county",
-            None,
-            None,
-            false,
-            false,
-            false,
-        ),
-        node(
-            "com1",
-            "第一医共体",
-            "community",
-            None,
-            Some("county"),
-            false,
-            true,
-            false,
-        ),
-        node(
-            "com2",
-            "第二医共体",
-            "community",
-            None,
-            Some("county"),
-            false,
-            true,
-            false,
-        ),
-        node(
-            "h1",
-            "县人民医院",
-            "general-hospital",
-            Some("county"),
-            Some("com1"),
-            true,
-            false,
-            true,
-        ),
-        node(
-            "t1",
-            "甲镇卫生院",
-            "township-centre",
-            Some("township"),
-            Some("com1"),
-            true,
-            false,
-            false,
-        ),
-        node(
-            "v1",
-            "甲村卫生室",
-            "village-clinic",
-            Some("village"),
-            Some("t1"),
-            true,
-            false,
-            false,
-        ),
-        node(
-            "h2",
-            "县中医医院",
-            "tcm-hospital",
-            Some("county"),
-            Some("com2"),
-            true,
-            false,
-            true,
-        ),
-        node(
-            "t2",
-            "乙镇卫生院",
-            "township-centre",
-            Some("township"),
-            Some("com2"),
-            true,
-            false,
-            false,
-        ),
-        node(
-            "ext",
-            "县外医院",
-            "external",
-            None,
-            Some("county"),
-            true,
-            false,
-            false,
-        ),
-    ] {
+    for d in county_nodes().into_iter().chain([node(
+        "ext",
+        "县外医院",
+        "external",
+        None,
+        Some("county"),
+        true,
+        false,
+        false,
+    )]) {
         s.put(&a, d, Precondition::Upsert, None).unwrap();
     }
 }

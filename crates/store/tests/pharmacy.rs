@@ -7,7 +7,6 @@
 //! is skipped (with a message) only when the formulary is empty.
 
 use chrono::{Datelike, Duration, NaiveDate};
-use serde_json::json;
 use std::sync::Arc;
 use yigong_rx::Drug;
 use yigong_store::pharmacy::{DispenseLine, ExpiryStatus, Qty, ReqFilter, ReqSide, ReqState};
@@ -16,138 +15,21 @@ use yigong_store::*;
 mod common;
 use common::*;
 
-#[allow(clippy::too_many_arguments)]
-fn node(
-    id: &str,
-    name: &str,
-    kind: &str,
-    tier: Option<&str>,
-    parent: Option<&str>,
-    institution: bool,
-    community: bool,
-    lead: bool,
-) -> Doc {
-    Doc {
-        rtype: "Organization".into(),
-        id: id.into(),
-        body: json!({ "resourceType": "Organization", "name": name }),
-        org: parent.map(str::to_string),
-        patient: None,
-        date: None,
-        index: vec![("name".into(), name.into())],
-        refs: parent
-            .map(|p| vec![("Organization".to_string(), p.to_string())])
-            .unwrap_or_default(),
-        org_node: Some(OrgNode {
-            name: name.into(),
-            kind: Some(kind.into()),
-            tier: tier.map(str::to_string),
-            parent: parent.map(str::to_string),
-            is_institution: institution,
-            is_community: community,
-            sub_centre: false,
-            lead,
-        }),
-        performer: None,
-    }
-}
-
 /// County → two communities, each with a lead hospital (its central pharmacy),
 /// a township centre and a village clinic under it.
 fn county(s: &Store) {
     let a = admin();
-    let docs = vec![
-        node(
-            "county",
-            "测试县",
-            "county",
-            None,
-            None,
-            false,
-            false,
-            false,
-        ),
-        node(
-            "com1",
-            "第一医共体",
-            "community",
-            None,
-            Some("county"),
-            false,
-            true,
-            false,
-        ),
-        node(
-            "com2",
-            "第二医共体",
-            "community",
-            None,
-            Some("county"),
-            false,
-            true,
-            false,
-        ),
-        node(
-            "h1",
-            "县人民医院",
-            "general-hospital",
-            Some("county"),
-            Some("com1"),
-            true,
-            false,
-            true,
-        ),
-        node(
-            "t1",
-            "甲镇卫生院",
-            "township-centre",
-            Some("township"),
-            Some("com1"),
-            true,
-            false,
-            false,
-        ),
-        node(
-            "v1",
-            "甲村卫生室",
-            "village-clinic",
-            Some("village"),
-            Some("t1"),
-            true,
-            false,
-            false,
-        ),
-        node(
-            "h2",
-            "县中医医院",
-            "tcm-hospital",
-            Some("county"),
-            Some("com2"),
-            true,
-            false,
-            true,
-        ),
-        node(
-            "t2",
-            "乙镇卫生院",
-            "township-centre",
-            Some("township"),
-            Some("com2"),
-            true,
-            false,
-            false,
-        ),
-        node(
-            "v2",
-            "乙村卫生室",
-            "village-clinic",
-            Some("village"),
-            Some("t2"),
-            true,
-            false,
-            false,
-        ),
-    ];
+    let mut docs = county_nodes();
+    docs.extend([node(
+        "v2",
+        "乙村卫生室",
+        "village-clinic",
+        Some("village"),
+        Some("t2"),
+        true,
+        false,
+        false,
+    )]);
     for d in docs {
         s.put(&a, d, Precondition::Create, None).unwrap();
     }

@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 use std::sync::Arc;
 use yigong_care::requests::{self, Parties, ResultValue};
 use yigong_care::{Flow, exams, slots, task};
-use yigong_store::{Role, Scope, Store};
+use yigong_store::{Role, Scope};
 
 fn now() -> String {
     chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
@@ -871,34 +871,7 @@ fn a_slot_is_never_double_booked_sqlite() {
 
 #[test]
 fn a_slot_is_never_double_booked_postgres() {
-    let Ok(url) = std::env::var("YIGONG_TEST_DATABASE_URL") else {
-        assert!(
-            std::env::var("CI").is_err(),
-            "CI must run the PostgreSQL test"
-        );
-        eprintln!("skipped: YIGONG_TEST_DATABASE_URL not set");
-        return;
-    };
-    let schema = format!("care_{}", uuid::Uuid::new_v4().simple());
-    let mut c = postgres::Client::connect(&url, postgres::NoTls).unwrap();
-    c.batch_execute(&format!("CREATE SCHEMA {schema}")).unwrap();
-    let sep = if url.contains('?') { '&' } else { '?' };
-    let store = Arc::new(
-        Store::open_postgres(&format!("{url}{sep}options=-c%20search_path%3D{schema}")).unwrap(),
-    );
-    race_for_a_slot(Arc::new(TestServer::start_with(
-        store,
-        tempfile::tempdir().unwrap(),
-    )));
-    let _ = c.batch_execute(&format!("DROP SCHEMA IF EXISTS {schema} CASCADE"));
-}
-
-fn login(d: &common::driver::Driver, s: &TestServer, user: &str) {
-    d.go(&s.url("/logout"));
-    d.type_into("#username", user);
-    d.type_into("#password", PASSWORD);
-    d.click("#login-submit");
-    d.wait_text("main h1", "总览");
+    on_postgres("care", |s| race_for_a_slot(Arc::new(s)));
 }
 
 /// Story (a): a township doctor refers a patient up on the green channel; the
@@ -917,7 +890,7 @@ fn browser_referral_and_ecg_stories() {
     let d = Driver::start();
 
     // (a) Up on the green channel.
-    login(&d, &s, "tdoc");
+    d.login(&s, "tdoc");
     d.go(&s.url("/care/new?kind=referral&patient=pt1"));
     d.set("#direction", "up");
     d.set("#to", "h1");
@@ -929,7 +902,7 @@ fn browser_referral_and_ecg_stories() {
     d.wait_text("main h1", "绿色通道");
     d.screenshot("care-referral-requested");
 
-    login(&d, &s, "hdoc");
+    d.login(&s, "hdoc");
     d.click("#nav-care");
     d.wait_text("main", "待本机构处理");
     d.go(&s.url("/care/list?kind=referral&dir=in&state=requested"));
@@ -963,7 +936,7 @@ fn browser_referral_and_ecg_stories() {
     d.wait_text("main", "下转");
 
     // (b) An ECG read centrally, with a critical value.
-    login(&d, &s, "tdoc");
+    d.login(&s, "tdoc");
     d.go(&s.url("/care/new?kind=exam&patient=pt1"));
     d.set("#item", "ECG12");
     d.set("#to", "h1");
@@ -975,7 +948,7 @@ fn browser_referral_and_ecg_stories() {
     let order_page = d.text("main h1");
     assert!(order_page.contains("检查检验申请"), "{order_page}");
 
-    login(&d, &s, "hdoc");
+    d.login(&s, "hdoc");
     d.go(&s.url("/care/list?kind=exam&dir=in"));
     d.click("#worklist tbody a");
     d.click("#do-received");
@@ -989,7 +962,7 @@ fn browser_referral_and_ecg_stories() {
     d.wait_text("#state", "已报告");
     d.wait_text("#report", "危急值");
 
-    login(&d, &s, "tdoc");
+    d.login(&s, "tdoc");
     d.click("#nav-care");
     d.wait_text("#notices", "危急值");
     d.screenshot("care-critical-notice");

@@ -1193,14 +1193,6 @@ fn scope_is_enforced_in_the_server() {
     assert_eq!(r.status().as_u16(), 303, "pages need a signed-in user");
 }
 
-fn login(d: &common::driver::Driver, s: &TestServer, user: &str) {
-    d.go(&s.url("/logout"));
-    d.type_into("#username", user);
-    d.type_into("#password", PASSWORD);
-    d.click("#login-submit");
-    d.wait_text("main h1", "总览");
-}
-
 /// The operations centre opens the cockpit: county tiles against targets,
 /// drills down to a community, watches a new encounter arrive on the live
 /// tiles, opens one indicator, and configures the community's budget.
@@ -1213,7 +1205,7 @@ fn browser_cockpit_story() {
     let s = TestServer::start();
     seed(&s);
     let d = Driver::start();
-    login(&d, &s, "ops");
+    d.login(&s, "ops");
     d.click("#nav-cockpit");
     d.wait_text("main h1", "运营驾驶舱");
     d.go(&s.url(&format!("/cockpit?month={MONTH}")));

@@ -698,14 +698,6 @@ fn demo_pharmacy_pages() {
     );
 }
 
-fn login(d: &common::driver::Driver, s: &TestServer, user: &str) {
-    d.go(&s.url("/logout"));
-    d.type_into("#username", user);
-    d.type_into("#password", PASSWORD);
-    d.click("#login-submit");
-    d.wait_text("main h1", "总览");
-}
-
 /// In a real browser: the township pharmacist requests from the form, the
 /// central pharmacist approves and ships, the township receives; the stock,
 /// shortage and VBP pages of the demo pharmacy.
@@ -722,7 +714,7 @@ fn browser_requisition_story() {
     assert!(s.store.pharmacy_seed_demo(5, today).unwrap() > 0);
     let d = Driver::start();
 
-    login(&d, &s, "tph");
+    d.login(&s, "tph");
     d.click("#nav-pharmacy");
     d.wait_text("main h1", "药房");
     d.screenshot("pharmacy-home-township");
@@ -749,7 +741,7 @@ fn browser_requisition_story() {
         .unwrap();
     let page = s.url(&format!("/pharmacy/requisitions/{}", mine.id));
 
-    login(&d, &s, "h1ph");
+    d.login(&s, "h1ph");
     d.go(&page);
     d.click("#do-approve");
     d.wait_text("#state", "已批准");
@@ -763,7 +755,7 @@ fn browser_requisition_story() {
     d.wait_text("main h1", "缺药");
     d.screenshot("pharmacy-shortages-central");
 
-    login(&d, &s, "tph");
+    d.login(&s, "tph");
     d.go(&page);
     d.click("#do-receive");
     d.wait_text("#state", "已收货");
@@ -771,7 +763,7 @@ fn browser_requisition_story() {
     d.wait_text("main", "调拨入库");
     d.screenshot("pharmacy-stock-township-drug");
 
-    login(&d, &s, "yunying");
+    d.login(&s, "yunying");
     d.go(&s.url("/pharmacy/vbp?owner=com1"));
     d.wait_text("main", "时间进度");
     d.screenshot("pharmacy-vbp-community");

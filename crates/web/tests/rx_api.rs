@@ -7,7 +7,6 @@ mod common;
 
 use common::*;
 use serde_json::{Value, json};
-use std::sync::Arc;
 use yigong_store::{Role, Scope, Store};
 
 fn setup(s: &TestServer) {
@@ -461,22 +460,5 @@ fn prescription_workflow_on_sqlite() {
 
 #[test]
 fn prescription_workflow_on_postgres() {
-    let Ok(url) = std::env::var("YIGONG_TEST_DATABASE_URL") else {
-        assert!(
-            std::env::var("CI").is_err(),
-            "CI must run the PostgreSQL test"
-        );
-        eprintln!("skipped: YIGONG_TEST_DATABASE_URL not set");
-        return;
-    };
-    let schema = format!("rx_{}", uuid::Uuid::new_v4().simple());
-    let mut c = postgres::Client::connect(&url, postgres::NoTls).unwrap();
-    c.batch_execute(&format!("CREATE SCHEMA {schema}")).unwrap();
-    let sep = if url.contains('?') { '&' } else { '?' };
-    let store = Arc::new(
-        Store::open_postgres(&format!("{url}{sep}options=-c%20search_path%3D{schema}")).unwrap(),
-    );
-    workflow(&TestServer::start_with(store, tempfile::tempdir().unwrap()));
-    c.batch_execute(&format!("DROP SCHEMA {schema} CASCADE"))
-        .unwrap();
+    on_postgres("rx", |s| workflow(&s));
 }

@@ -896,14 +896,6 @@ fn post_hoc_review_samples_comments_and_reports() {
     );
 }
 
-fn login(d: &common::driver::Driver, s: &TestServer, user: &str) {
-    d.go(&s.url("/logout"));
-    d.type_into("#username", user);
-    d.type_into("#password", PASSWORD);
-    d.click("#login-submit");
-    d.wait_text("main h1", "总览");
-}
-
 /// A clinician writes an oral drug above its adult maximum; the rules block
 /// it; the pharmacist sees it on top of the queue with the line highlighted
 /// and returns it with a note; the clinician sees it returned, corrects the
@@ -920,7 +912,7 @@ fn browser_block_return_fix_and_dispense() {
     let p = pick(&s.store);
     let d = Driver::start();
 
-    login(&d, &s, "hdoc");
+    d.login(&s, "hdoc");
     d.go(&s.url("/rx/new?patient=pt1"));
     d.wait_text("#patient-name", "王晓红");
     d.type_into("#diagnoses", &p.diagnosis);
@@ -940,7 +932,7 @@ fn browser_block_return_fix_and_dispense() {
         .id
         .clone();
 
-    login(&d, &s, "pharm");
+    d.login(&s, "pharm");
     d.go(&s.url("/rx/formulary"));
     d.click("#rx-nav-queue");
     d.wait_text("#rx-list", "王晓红");
@@ -953,7 +945,7 @@ fn browser_block_return_fix_and_dispense() {
     d.click("#rx-return");
     d.wait_text("#done", "已退回医师");
 
-    login(&d, &s, "hdoc");
+    d.login(&s, "hdoc");
     d.go(&s.url("/rx"));
     d.wait_text("#returned-list", &id);
     d.click("#returned-list a");
@@ -968,7 +960,7 @@ fn browser_block_return_fix_and_dispense() {
     assert!(after == "审核通过" || after == "待审核", "{after}");
     assert!(!d.text("#findings").contains("DOSE-SINGLE"));
 
-    login(&d, &s, "pharm");
+    d.login(&s, "pharm");
     d.go(&s.url(&format!("/rx/{id}")));
     if after == "待审核" {
         d.type_into("#pass-note", "已核对");

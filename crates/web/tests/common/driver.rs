@@ -182,6 +182,15 @@ impl Driver {
         );
     }
     /// Skips the test when the browser is missing (fails under CI instead).
+    /// Signs in as `user` (with the test password) and waits for the overview.
+    pub fn login(&self, s: &super::TestServer, user: &str) {
+        self.go(&s.url("/logout"));
+        self.type_into("#username", user);
+        self.type_into("#password", super::PASSWORD);
+        self.click("#login-submit");
+        self.wait_text("main h1", "总览");
+    }
+
     pub fn skip_without_browser() -> bool {
         if browser_available() {
             return false;

@@ -346,3 +346,26 @@ pub fn validate_cds_json(schema: &str, instances: &[Value]) {
         "{report}"
     );
 }
+
+/// Runs `f` with a test server on PostgreSQL in a fresh schema (dropped
+/// afterwards) when `YIGONG_TEST_DATABASE_URL` is set; under CI its absence is
+/// a failure, elsewhere the test is skipped.
+pub fn on_postgres(prefix: &str, f: impl FnOnce(TestServer)) {
+    let Ok(url) = std::env::var("YIGONG_TEST_DATABASE_URL") else {
+        assert!(
+            std::env::var("CI").is_err(),
+            "CI must run the PostgreSQL test"
+        );
+        eprintln!("skipped: YIGONG_TEST_DATABASE_URL not set");
+        return;
+    };
+    let schema = format!("{prefix}_{}", uuid::Uuid::new_v4().simple());
+    let mut c = postgres::Client::connect(&url, postgres::NoTls).unwrap();
+    c.batch_execute(&format!("CREATE SCHEMA {schema}")).unwrap();
+    let sep = if url.contains('?') { '&' } else { '?' };
+    let store = Arc::new(
+        Store::open_postgres(&format!("{url}{sep}options=-c%20search_path%3D{schema}")).unwrap(),
+    );
+    f(TestServer::start_with(store, tempfile::tempdir().unwrap()));
+    let _ = c.batch_execute(&format!("DROP SCHEMA IF EXISTS {schema} CASCADE"));
+}
