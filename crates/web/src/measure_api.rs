@@ -94,6 +94,11 @@ async fn evaluate(
     // The tree may need loading from the database: off the async workers.
     let svc = st.svc.clone();
     let tree = blocking(move || svc.org_tree()).await;
+    // Without a subject, the caller's own scope is meant.
+    let subject_ref = subject_ref.or_else(|| match &p.0.scope {
+        Scope::County => None,
+        Scope::Community(c) | Scope::Institution(c) => Some(format!("Organization/{c}")),
+    });
     let (subject, reference) = match subject_ref.as_deref() {
         None => {
             let county = tree.iter().find(|n| n.kind.as_deref() == Some("county"));

@@ -243,6 +243,10 @@ fn run(s: &TestServer) {
         .0,
         400
     );
+    // Without a subject a community user gets their own community.
+    let r = s.get(&s.token("doc1"), "/fhir/Measure/primary-visit-share/$evaluate-measure?periodStart=2026-03-01&periodEnd=2026-03-31");
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(r.json()["reporter"]["reference"], "Organization/com1");
     // Scope: a doctor of community 2 may not read community 1's figures.
     assert_eq!(
         evaluate(
