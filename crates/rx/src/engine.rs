@@ -238,7 +238,7 @@ fn chronic_pain(diagnoses: &[String]) -> bool {
     })
 }
 
-/// Checks one line; returns its daily dose in the drug's dose unit when computable.
+/// Checks one line.
 fn review_item(
     out: &mut Out,
     rx: &Prescription,
@@ -246,7 +246,7 @@ fn review_item(
     d: &Drug,
     age_d: Option<u32>,
     age_y: Option<u32>,
-) -> Option<f64> {
+) {
     let item = &rx.items[i];
     let p = &rx.patient;
     let n = i + 1;
@@ -765,7 +765,6 @@ fn review_item(
             );
         }
     }
-    daily
 }
 
 /// Whether the label's frequencies admit `f`: "qn" is a once-daily dose taken at
@@ -932,7 +931,6 @@ fn child_dose(out: &mut Out, rx: &Prescription, i: usize, d: &Drug, v: f64, dail
     }
     // Never above the adult maximum, whatever the weight.
     adult_dose(out, i, d, v, daily, true);
-    let _ = rx;
 }
 
 fn renal(out: &mut Out, i: usize, d: &Drug, egfr: f64, daily: Option<f64>) {

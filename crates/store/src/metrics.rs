@@ -28,22 +28,25 @@ pub(crate) struct TxMetrics {
     delta: BTreeMap<(String, String, String), i64>,
 }
 
+/// OrgFacts from an org_tree row's (tier, kind, comm, lead).
+fn org_facts_of(r: &[Val]) -> OrgFacts {
+    let kind = r[1].as_str().map(str::to_string);
+    OrgFacts {
+        tier: r[0].as_str().and_then(Tier::from_code),
+        in_county: kind.as_deref() != Some("external"),
+        kind,
+        comm: r[2].as_str().map(str::to_string),
+        lead: r[3].as_int() == Some(1),
+    }
+}
+
 fn org_facts(tx: &mut dyn Sql, id: &str) -> Result<Option<OrgFacts>, StoreError> {
     Ok(tx
         .query_one(
             "SELECT tier, kind, comm, lead FROM org_tree WHERE id = ?",
             &[id.into()],
         )?
-        .map(|r| {
-            let kind = r[1].as_str().map(str::to_string);
-            OrgFacts {
-                tier: r[0].as_str().and_then(Tier::from_code),
-                in_county: kind.as_deref() != Some("external"),
-                kind,
-                comm: r[2].as_str().map(str::to_string),
-                lead: r[3].as_int() == Some(1),
-            }
-        }))
+        .map(|r| org_facts_of(&r)))
 }
 
 /// Every `Organization/<id>` reference in a resource.
@@ -62,14 +65,19 @@ fn org_refs(v: &Value, out: &mut Vec<String>) {
     }
 }
 
-/// The ServiceRequest a report answers or a Task tracks.
-fn request_of(tx: &mut dyn Sql, rtype: &str, body: &Value) -> Result<Option<Value>, StoreError> {
-    let r = match rtype {
+/// The id of the ServiceRequest a report answers or a Task tracks.
+fn request_id<'a>(rtype: &str, body: &'a Value) -> Option<&'a str> {
+    match rtype {
         "DiagnosticReport" => body["basedOn"][0]["reference"].as_str(),
         "Task" => body["focus"]["reference"].as_str(),
         _ => None,
-    };
-    let Some(id) = r.and_then(|r| r.strip_prefix("ServiceRequest/")) else {
+    }?
+    .strip_prefix("ServiceRequest/")
+}
+
+/// The ServiceRequest a report answers or a Task tracks.
+fn request_of(tx: &mut dyn Sql, rtype: &str, body: &Value) -> Result<Option<Value>, StoreError> {
+    let Some(id) = request_id(rtype, body) else {
         return Ok(None);
     };
     Ok(tx
@@ -194,6 +202,22 @@ pub enum Subject {
     Institution(String),
 }
 
+/// The SQL condition selecting one component, or a whole family for
+/// `family:*` (a key range, not LIKE: SQLite would scan the table).
+fn component_cond(comp: &str, p: &mut Vec<Val>) -> &'static str {
+    match comp.strip_suffix(":*") {
+        Some(fam) => {
+            p.push(format!("{fam}:").into());
+            p.push(format!("{fam};").into());
+            "f.component >= ? AND f.component < ?"
+        }
+        None => {
+            p.push(comp.into());
+            "f.component = ?"
+        }
+    }
+}
+
 impl Subject {
     fn filter(&self, params: &mut Vec<Val>) -> String {
         match self {
@@ -239,18 +263,7 @@ impl Store {
         self.db().read(|c| {
             for comp in components {
                 let mut p: Vec<Val> = vec![first.into(), last.into()];
-                let cond = match comp.strip_suffix(":*") {
-                    Some(fam) => {
-                        // A key range, not LIKE: SQLite would scan the table.
-                        p.push(format!("{fam}:").into());
-                        p.push(format!("{fam};").into());
-                        "f.component >= ? AND f.component < ?"
-                    }
-                    None => {
-                        p.push(comp.as_str().into());
-                        "f.component = ?"
-                    }
-                };
+                let cond = component_cond(comp, &mut p);
                 let w = subject.filter(&mut p);
                 let v = c.scalar_int(
                     &format!("SELECT COALESCE(sum(f.value), 0) FROM metric_fact f WHERE f.month >= ? AND f.month <= ? AND {cond}{w}"),
@@ -275,18 +288,7 @@ impl Store {
         self.db().read(|c| {
             for comp in components {
                 let mut p: Vec<Val> = vec![first.into(), last.into()];
-                let cond = match comp.strip_suffix(":*") {
-                    Some(fam) => {
-                        // A key range, not LIKE: SQLite would scan the table.
-                        p.push(format!("{fam}:").into());
-                        p.push(format!("{fam};").into());
-                        "f.component >= ? AND f.component < ?"
-                    }
-                    None => {
-                        p.push(comp.as_str().into());
-                        "f.component = ?"
-                    }
-                };
+                let cond = component_cond(comp, &mut p);
                 let w = subject.filter(&mut p);
                 for r in c.query(
                     &format!("SELECT f.month, sum(f.value) FROM metric_fact f WHERE f.month >= ? AND f.month <= ? AND {cond}{w} GROUP BY f.month"),
@@ -310,10 +312,11 @@ impl Store {
         last: &str,
     ) -> Result<Vec<(String, i64)>, StoreError> {
         self.db().read(|c| {
-            let mut p: Vec<Val> = vec![first.into(), last.into(), format!("{family}:").into(), format!("{family};").into()];
+            let mut p: Vec<Val> = vec![first.into(), last.into()];
+            let cond = component_cond(&format!("{family}:*"), &mut p);
             let w = subject.filter(&mut p);
             Ok(c.query(
-                &format!("SELECT f.component, sum(f.value) FROM metric_fact f WHERE f.month >= ? AND f.month <= ? AND f.component >= ? AND f.component < ?{w} GROUP BY f.component"),
+                &format!("SELECT f.component, sum(f.value) FROM metric_fact f WHERE f.month >= ? AND f.month <= ? AND {cond}{w} GROUP BY f.component"),
                 &p,
             )?
             .into_iter()
@@ -366,17 +369,7 @@ impl Store {
         let mut orgs: HashMap<String, Option<OrgFacts>> = HashMap::new();
         self.db().read(|c| {
             for r in c.query("SELECT id, tier, kind, comm, lead FROM org_tree", &[])? {
-                let kind = r[2].as_str().map(str::to_string);
-                orgs.insert(
-                    r[0].as_str().unwrap_or("").to_string(),
-                    Some(OrgFacts {
-                        tier: r[1].as_str().and_then(Tier::from_code),
-                        in_county: kind.as_deref() != Some("external"),
-                        kind,
-                        comm: r[3].as_str().map(str::to_string),
-                        lead: r[4].as_int() == Some(1),
-                    }),
-                );
+                orgs.insert(r[0].as_str().unwrap_or("").to_string(), Some(org_facts_of(&r[1..])));
             }
             let requests: HashMap<String, Value> = c
                 .query("SELECT id, body FROM resource WHERE rtype = 'ServiceRequest' AND deleted = 0", &[])?
@@ -402,13 +395,7 @@ impl Store {
                             let mut m: HashMap<(String, String, String), i64> = HashMap::new();
                             for r in chunk {
                                 let Some(body) = r[1].as_str().and_then(|b| serde_json::from_str::<Value>(b).ok()) else { continue };
-                                let req = match rtype {
-                                    "DiagnosticReport" => body["basedOn"][0]["reference"].as_str(),
-                                    "Task" => body["focus"]["reference"].as_str(),
-                                    _ => None,
-                                }
-                                .and_then(|r| r.strip_prefix("ServiceRequest/"))
-                                .and_then(|id| requests.get(id));
+                                let req = request_id(rtype, &body).and_then(|id| requests.get(id));
                                 let ctx = Context { org: &lookup, patient_comm: r[2].as_str(), request: req };
                                 for f in indicators::contributions(rtype, &body, &ctx) {
                                     *m.entry((f.component.into_owned(), f.org, f.month)).or_insert(0) += f.value;

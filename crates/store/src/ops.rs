@@ -78,6 +78,38 @@ fn invalid(msg: impl Into<String>) -> StoreError {
     StoreError::Invalid(msg.into())
 }
 
+impl Store {
+    /// Runs `change` on a community's record for `year` in one transaction
+    /// (the community in the actor's scope first), then audits it as
+    /// `rtype` `comm/year` with the version and reason `change` returns.
+    fn ops_year_write(
+        &self,
+        actor: &Actor,
+        comm: &str,
+        year: i32,
+        action: &str,
+        rtype: &str,
+        change: impl FnOnce(&mut dyn Sql, &str) -> Result<(i64, String), StoreError>,
+    ) -> Result<(), StoreError> {
+        let now = now_string();
+        self.db().write(|tx| {
+            community_in_scope(tx, &actor.scope, comm)?;
+            let (version, reason) = change(tx, &now)?;
+            let rid = format!("{comm}/{year}");
+            AuditRow::by(actor, &now, action)
+                .on(rtype, &rid)
+                .version(version)
+                .reason(Some(&reason))
+                .append(tx)
+        })
+    }
+}
+
+/// A row just written, read back (its absence is a database fault).
+fn written<T>(row: Option<T>, what: &str) -> Result<T, StoreError> {
+    row.ok_or_else(|| StoreError::Database(format!("{what}写入后未找到")))
+}
+
 /// A community node that the actor's scope contains; its name.
 fn community_in_scope(tx: &mut dyn Sql, scope: &Scope, comm: &str) -> Result<String, StoreError> {
     let row = tx.query_one(
@@ -619,10 +651,12 @@ impl Store {
                 .reason(Some(&reason))
                 .append(tx)
         })?;
-        self.ops_attestations(comm, &key)?
-            .into_iter()
-            .find(|a| a.criterion == criterion)
-            .ok_or_else(|| StoreError::Database("评定记录写入后未找到".into()))
+        written(
+            self.ops_attestations(comm, &key)?
+                .into_iter()
+                .find(|a| a.criterion == criterion),
+            "评定记录",
+        )
     }
 
     /// The attested grades of a community under a standard key, with evidence.
@@ -823,9 +857,7 @@ impl Store {
         check_year(year)?;
         check_budget(input).map_err(invalid)?;
         let rule = json_text(&input.rule)?;
-        let now = now_string();
-        self.db().write(|tx| {
-            community_in_scope(tx, &actor.scope, comm)?;
+        self.ops_year_write(actor, comm, year, "ops-budget", "OpsBudget", |tx, now| {
             let current = tx
                 .query_one(
                     &format!("SELECT version FROM ops_budget WHERE comm = ? AND yr = ?{}", for_update(tx)),
@@ -838,23 +870,17 @@ impl Store {
                  ON CONFLICT (comm, yr) DO UPDATE SET enrollees = excluded.enrollees, per_capita = excluded.per_capita, reserve_bp = excluded.reserve_bp,
                  rule = excluded.rule, version = excluded.version, updated_by = excluded.updated_by, updated_at = excluded.updated_at",
                 &[comm.into(), Val::Int(i64::from(year)), input.enrollees.map(Val::Int).into(), Val::Int(input.per_capita.0), Val::Int(input.reserve_bp),
-                  rule.as_str().into(), Val::Int(version), actor.user.as_str().into(), now.as_str().into()],
+                  rule.as_str().into(), Val::Int(version), actor.user.as_str().into(), now.into()],
             )?;
-            let rid = format!("{comm}/{year}");
             let reason = format!(
                 "参保人数 {}，人均定额 {}，风险金 {} 基点",
                 input.enrollees.map_or("按建档居民数".to_string(), |n| n.to_string()),
                 input.per_capita,
                 input.reserve_bp
             );
-            AuditRow::by(actor, &now, "ops-budget")
-                .on("OpsBudget", &rid)
-                .version(version)
-                .reason(Some(&reason))
-                .append(tx)
+            Ok((version, reason))
         })?;
-        self.ops_budget(comm, year)?
-            .ok_or_else(|| StoreError::Database("预算配置写入后未找到".into()))
+        written(self.ops_budget(comm, year)?, "预算配置")
     }
 
     /// The monthly spending charged to a community's package for months
@@ -1016,9 +1042,7 @@ impl Store {
         if total.0 < 0 {
             return Err(invalid(format!("专项资金总额不能为负数（收到 {total}）")));
         }
-        let now = now_string();
-        self.db().write(|tx| {
-            community_in_scope(tx, &actor.scope, comm)?;
+        self.ops_year_write(actor, comm, year, "ops-fund-total", "OpsFund", |tx, now| {
             let current = load_fund(tx, comm, year, true)?;
             let version = next_version(current.as_ref().map(|c| c.1), expected)?;
             if let Some((_, _, _, _, entries)) = &current {
@@ -1032,18 +1056,12 @@ impl Store {
             tx.exec(
                 "INSERT INTO ops_fund (comm, yr, total, version, updated_by, updated_at) VALUES (?, ?, ?, ?, ?, ?)
                  ON CONFLICT (comm, yr) DO UPDATE SET total = excluded.total, version = excluded.version, updated_by = excluded.updated_by, updated_at = excluded.updated_at",
-                &[comm.into(), Val::Int(i64::from(year)), Val::Int(total.0), Val::Int(version), actor.user.as_str().into(), now.as_str().into()],
+                &[comm.into(), Val::Int(i64::from(year)), Val::Int(total.0), Val::Int(version), actor.user.as_str().into(), now.into()],
             )?;
-            let rid = format!("{comm}/{year}");
             let reason = format!("专项资金总额 {total}");
-            AuditRow::by(actor, &now, "ops-fund-total")
-                .on("OpsFund", &rid)
-                .version(version)
-                .reason(Some(&reason))
-                .append(tx)
+            Ok((version, reason))
         })?;
-        self.ops_fund(comm, year)?
-            .ok_or_else(|| StoreError::Database("专项资金写入后未找到".into()))
+        written(self.ops_fund(comm, year)?, "专项资金")
     }
 
     /// Allocates `amount` to a purpose (`kind = "allocate"`, refused beyond the
@@ -1073,9 +1091,7 @@ impl Store {
                 "用途编号最长 64 字，名称最长 100 字，说明最长 500 字",
             ));
         }
-        let now = now_string();
-        self.db().write(|tx| {
-            community_in_scope(tx, &actor.scope, comm)?;
+        self.ops_year_write(actor, comm, year, &format!("ops-fund-{kind}"), "OpsFund", |tx, now| {
             let Some((total, version, _, _, entries)) = load_fund(tx, comm, year, true)? else {
                 return Err(StoreError::NotFound(format!("{year} 年尚未设置专项资金总额")));
             };
@@ -1097,23 +1113,17 @@ impl Store {
             tx.exec(
                 "INSERT INTO ops_fund_entry (comm, yr, kind, purpose, name, amount, note, actor, at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 &[comm.into(), Val::Int(i64::from(year)), kind.into(), purpose.into(), name.as_str().into(), Val::Int(amount.0), note.into(),
-                  actor.user.as_str().into(), now.as_str().into()],
+                  actor.user.as_str().into(), now.into()],
             )?;
             tx.exec(
                 "UPDATE ops_fund SET version = ?, updated_by = ?, updated_at = ? WHERE comm = ? AND yr = ?",
-                &[Val::Int(version + 1), actor.user.as_str().into(), now.as_str().into(), comm.into(), Val::Int(i64::from(year))],
+                &[Val::Int(version + 1), actor.user.as_str().into(), now.into(), comm.into(), Val::Int(i64::from(year))],
             )?;
-            let rid = format!("{comm}/{year}");
             let what = if kind == "allocate" { "分配" } else { "支出" };
             let reason = format!("{what} {name} {amount}");
-            AuditRow::by(actor, &now, &format!("ops-fund-{kind}"))
-                .on("OpsFund", &rid)
-                .version(version + 1)
-                .reason(Some(&reason))
-                .append(tx)
+            Ok((version + 1, reason))
         })?;
-        self.ops_fund(comm, year)?
-            .ok_or_else(|| StoreError::Database("专项资金写入后未找到".into()))
+        written(self.ops_fund(comm, year)?, "专项资金")
     }
 }
 
@@ -1626,9 +1636,7 @@ impl Store {
         check_year(year)?;
         Cycle::new(start, days).map_err(|e| invalid(e.to_string()))?;
         let days_json = json_text(&days)?;
-        let now = now_string();
-        self.db().write(|tx| {
-            community_in_scope(tx, &actor.scope, comm)?;
+        self.ops_year_write(actor, comm, year, "ops-cycle-plan", "OpsCycle", |tx, now| {
             let current = load_cycle(tx, comm, year, true)?;
             if current.as_ref().is_some_and(|c| !c.steps.is_empty()) {
                 return Err(invalid("考核周期已进入后续环节，不能重新排期"));
@@ -1639,21 +1647,15 @@ impl Store {
                  ON CONFLICT (comm, yr) DO UPDATE SET start_date = excluded.start_date, days = excluded.days, version = excluded.version,
                  updated_by = excluded.updated_by, updated_at = excluded.updated_at",
                 &[comm.into(), Val::Int(i64::from(year)), start.to_string().into(), days_json.as_str().into(), Val::Int(version),
-                  actor.user.as_str().into(), now.as_str().into()],
+                  actor.user.as_str().into(), now.into()],
             )?;
-            let rid = format!("{comm}/{year}");
             let reason = format!(
                 "{start} 开始：自评 {} 天，考核 {} 天，结果评定 {} 天，反馈改进 {} 天",
                 days.self_evaluation, days.assessment, days.result, days.feedback
             );
-            AuditRow::by(actor, &now, "ops-cycle-plan")
-                .on("OpsCycle", &rid)
-                .version(version)
-                .reason(Some(&reason))
-                .append(tx)
+            Ok((version, reason))
         })?;
-        self.ops_cycle(comm, year)?
-            .ok_or_else(|| StoreError::Database("考核周期写入后未找到".into()))
+        written(self.ops_cycle(comm, year)?, "考核周期")
     }
 
     /// Moves a cycle to its next step on `on` (the only legal next step; a
@@ -1672,9 +1674,7 @@ impl Store {
         if note.chars().count() > 2000 {
             return Err(invalid("说明最长 2000 字"));
         }
-        let now = now_string();
-        self.db().write(|tx| {
-            community_in_scope(tx, &actor.scope, comm)?;
+        self.ops_year_write(actor, comm, year, "ops-cycle-step", "OpsCycle", |tx, now| {
             let Some(mut c) = load_cycle(tx, comm, year, true)? else {
                 return Err(StoreError::NotFound(format!("{year} 年的考核周期尚未排期")));
             };
@@ -1684,26 +1684,20 @@ impl Store {
             tx.exec(
                 "INSERT INTO ops_cycle_step (comm, yr, from_step, to_step, on_date, late_days, note, actor, at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 &[comm.into(), Val::Int(i64::from(year)), step_code(from).into(), step_code(to).into(), on.to_string().into(),
-                  Val::Int(t.late_days), note.into(), actor.user.as_str().into(), now.as_str().into()],
+                  Val::Int(t.late_days), note.into(), actor.user.as_str().into(), now.into()],
             )?;
             tx.exec(
                 "UPDATE ops_cycle SET version = ?, updated_by = ?, updated_at = ? WHERE comm = ? AND yr = ?",
-                &[Val::Int(version), actor.user.as_str().into(), now.as_str().into(), comm.into(), Val::Int(i64::from(year))],
+                &[Val::Int(version), actor.user.as_str().into(), now.into(), comm.into(), Val::Int(i64::from(year))],
             )?;
-            let rid = format!("{comm}/{year}");
             let reason = format!(
                 "{} → {}（{on}{}）",
                 from.name_zh(),
                 to.name_zh(),
                 if t.late_days > 0 { format!("，逾期 {} 天", t.late_days) } else { String::new() }
             );
-            AuditRow::by(actor, &now, "ops-cycle-step")
-                .on("OpsCycle", &rid)
-                .version(version)
-                .reason(Some(&reason))
-                .append(tx)
+            Ok((version, reason))
         })?;
-        self.ops_cycle(comm, year)?
-            .ok_or_else(|| StoreError::Database("考核周期写入后未找到".into()))
+        written(self.ops_cycle(comm, year)?, "考核周期")
     }
 }

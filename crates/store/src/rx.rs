@@ -613,11 +613,18 @@ impl Store {
         // The record's allergies and latest observations, read as CDS prefetch would be.
         let mut allergies = Vec::new();
         let mut labs = Vec::new();
-        for r in self.patient_compartment(id, 2000)? {
-            match r.rtype.as_str() {
-                "AllergyIntolerance" => allergies.push(serde_json::json!({"resource": serde_json::from_str::<Value>(&r.body).unwrap_or(Value::Null)})),
-                "Observation" => labs.push(serde_json::json!({"resource": serde_json::from_str::<Value>(&r.body).unwrap_or(Value::Null)})),
-                _ => {}
+        // Only the two types the rules read, not the whole compartment.
+        let rows = self.db.read(|c| {
+            c.query(
+                "SELECT rtype, body FROM resource WHERE patient = ? AND rtype IN ('AllergyIntolerance', 'Observation') AND deleted = 0",
+                &[id.into()],
+            )
+        })?;
+        for r in rows {
+            let entry = serde_json::json!({ "resource": r[1].as_str().and_then(|b| serde_json::from_str::<Value>(b).ok()).unwrap_or(Value::Null) });
+            match r[0].as_str() {
+                Some("AllergyIntolerance") => allergies.push(entry),
+                _ => labs.push(entry),
             }
         }
         let mut prefetch = serde_json::Map::new();
@@ -728,16 +735,16 @@ impl Store {
         let (name, rx, comm, _) = self.rx_build(actor, role, input, local_today())?;
         let inst = actor.institution.clone().unwrap_or_default();
         let state = self.rx_state();
-        let findings = yigong_rx::review(&state.knowledge, &rx);
-        let verdict = yigong_rx::verdict(&findings);
+        let Reviewed {
+            verdict,
+            top,
+            body,
+            findings: fj,
+        } = Reviewed::of(&state.knowledge, &rx)?;
         let auto = verdict == Verdict::Pass && !state.settings.review_all;
         let status = if auto { "passed" } else { "pending" };
         let id = new_rx_id(&at);
         let due = plus_minutes(&at, state.settings.minutes(rx.setting));
-        let top = findings.iter().max_by_key(|f| f.severity).map(|f| f.rule);
-        let body = serde_json::to_string(&rx).map_err(|e| StoreError::Invalid(e.to_string()))?;
-        let fj =
-            serde_json::to_string(&findings).map_err(|e| StoreError::Invalid(e.to_string()))?;
         let month = local_month(&at);
         self.db.write(|tx| {
             tx.exec(
@@ -953,13 +960,13 @@ impl Store {
         }
         let (_, rx, _, _) = self.rx_build(actor, role, input, local_today())?;
         let state = self.rx_state();
-        let findings = yigong_rx::review(&state.knowledge, &rx);
-        let verdict = yigong_rx::verdict(&findings);
+        let Reviewed {
+            verdict,
+            top,
+            body,
+            findings: fj,
+        } = Reviewed::of(&state.knowledge, &rx)?;
         let auto = verdict == Verdict::Pass && !state.settings.review_all;
-        let body = serde_json::to_string(&rx).map_err(|e| StoreError::Invalid(e.to_string()))?;
-        let fj =
-            serde_json::to_string(&findings).map_err(|e| StoreError::Invalid(e.to_string()))?;
-        let top = findings.iter().max_by_key(|f| f.severity).map(|f| f.rule);
         let at = now_string();
         let due = plus_minutes(&at, state.settings.minutes(rx.setting));
         self.rx_transition(actor, id, version, |rx| {
@@ -1507,8 +1514,7 @@ impl Store {
         self.db.write(|tx| {
             let mut n = 0;
             for r in rows {
-                let findings = yigong_rx::review(&state.knowledge, &r.rx);
-                let verdict = yigong_rx::verdict(&findings);
+                let Reviewed { verdict, top, body, findings: fj } = Reviewed::of(&state.knowledge, &r.rx)?;
                 let month = local_month(&r.submitted);
                 let day = DateTime::parse_from_rfc3339(&r.submitted)
                     .map(|t| (t.with_timezone(&Utc) + Duration::hours(8)).date_naive())
@@ -1522,9 +1528,6 @@ impl Store {
                 };
                 let status = if status == "passed" && !live { "dispensed" } else { status };
                 let due = plus_minutes(&r.submitted, state.settings.minutes(r.rx.setting));
-                let top = findings.iter().max_by_key(|f| f.severity).map(|f| f.rule);
-                let body = serde_json::to_string(&r.rx).map_err(|e| StoreError::Invalid(e.to_string()))?;
-                let fj = serde_json::to_string(&findings).map_err(|e| StoreError::Invalid(e.to_string()))?;
                 let comm = comm_of.get(&r.inst).cloned().flatten();
                 let done = reviewer.is_some();
                 let changed = tx.exec(
@@ -1548,6 +1551,30 @@ impl Store {
             }
             AuditRow::by(actor, &at, "rx-import").reason(Some(&format!("载入 {n} 张处方"))).append(tx)?;
             Ok(n)
+        })
+    }
+}
+
+/// What the rules said about a prescription, ready to store.
+struct Reviewed {
+    verdict: Verdict,
+    /// The most severe finding's rule (for the queue).
+    top: Option<&'static str>,
+    /// The prescription as JSON.
+    body: String,
+    /// The findings as JSON.
+    findings: String,
+}
+
+impl Reviewed {
+    fn of(k: &Knowledge, rx: &Prescription) -> Result<Reviewed, StoreError> {
+        let findings = yigong_rx::review(k, rx);
+        Ok(Reviewed {
+            verdict: yigong_rx::verdict(&findings),
+            top: findings.iter().max_by_key(|f| f.severity).map(|f| f.rule),
+            body: serde_json::to_string(rx).map_err(|e| StoreError::Invalid(e.to_string()))?,
+            findings: serde_json::to_string(&findings)
+                .map_err(|e| StoreError::Invalid(e.to_string()))?,
         })
     }
 }

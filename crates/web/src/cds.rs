@@ -8,12 +8,12 @@
 
 use crate::auth::Principal;
 use crate::error::ApiError;
-use crate::{AppState, blocking, blocking_write};
+use crate::{AppState, blocking, blocking_write, json_response};
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::State;
-use axum::http::{HeaderValue, StatusCode, header};
-use axum::response::{IntoResponse, Response};
+use axum::http::StatusCode;
+use axum::response::Response;
 use axum::routing::{get, post};
 use serde_json::{Value, json};
 use yigong_fhir::Issue;
@@ -25,15 +25,6 @@ pub fn routes() -> Router<AppState> {
         .route("/cds-services", get(discovery))
         .route("/cds-services/order-sign", post(order_sign))
         .route("/cds-services/order-sign/feedback", post(feedback))
-}
-
-fn json_response(status: StatusCode, v: &Value) -> Response {
-    let mut r = (status, v.to_string()).into_response();
-    r.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json; charset=utf-8"),
-    );
-    r
 }
 
 async fn discovery() -> Response {

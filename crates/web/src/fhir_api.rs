@@ -39,7 +39,7 @@ fn base_url(headers: &HeaderMap) -> String {
     format!("http://{host}/fhir")
 }
 
-fn fhir_response(status: StatusCode, body: String) -> Response {
+pub(crate) fn fhir_response(status: StatusCode, body: String) -> Response {
     let mut r = (status, body).into_response();
     r.headers_mut()
         .insert(header::CONTENT_TYPE, HeaderValue::from_static(FHIR_JSON));

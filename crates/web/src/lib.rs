@@ -17,6 +17,20 @@ pub use auth::Principal;
 pub use error::ApiError;
 pub use service::{Service, WriteOutcome};
 
+/// A JSON response (CDS Hooks and the app APIs; FHIR has its own media type).
+pub(crate) fn json_response(
+    status: axum::http::StatusCode,
+    v: &serde_json::Value,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let mut r = (status, v.to_string()).into_response();
+    r.headers_mut().insert(
+        axum::http::header::CONTENT_TYPE,
+        axum::http::HeaderValue::from_static("application/json; charset=utf-8"),
+    );
+    r
+}
+
 /// Building blocks shared with the command-line tools (generator, importer).
 pub mod service_api {
     pub use crate::service::{import_bundle, new_id, run_transaction, to_query};

@@ -5,12 +5,12 @@
 //! as a `MeasureReport`, computed from the live counters.
 
 use crate::auth::Principal;
-use crate::error::{ApiError, FHIR_JSON};
+use crate::error::ApiError;
 use crate::{AppState, blocking};
 use axum::Router;
 use axum::extract::{Path, RawQuery, State};
-use axum::http::{HeaderValue, StatusCode, header};
-use axum::response::{IntoResponse, Response};
+use axum::http::StatusCode;
+use axum::response::Response;
 use axum::routing::get;
 use serde_json::{Value, json};
 use yigong_fhir::Issue;
@@ -26,10 +26,7 @@ pub fn routes() -> Router<AppState> {
 }
 
 fn fhir(status: StatusCode, v: &Value) -> Response {
-    let mut r = (status, v.to_string()).into_response();
-    r.headers_mut()
-        .insert(header::CONTENT_TYPE, HeaderValue::from_static(FHIR_JSON));
-    r
+    crate::fhir_api::fhir_response(status, v.to_string())
 }
 
 fn indicator(id: &str) -> Result<&'static indicators::Indicator, ApiError> {

@@ -4,12 +4,12 @@
 
 use crate::auth::Principal;
 use crate::error::ApiError;
-use crate::{AppState, blocking, blocking_write};
+use crate::{AppState, blocking, blocking_write, json_response};
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use axum::routing::{get, post, put};
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
@@ -32,15 +32,6 @@ pub fn routes() -> Router<AppState> {
         .route("/rx/api/comments/sample", post(sample))
         .route("/rx/api/comments/{rx}", post(comment))
         .route("/rx/api/comments", get(comments))
-}
-
-fn json_response(status: StatusCode, v: &Value) -> Response {
-    let mut r = (status, v.to_string()).into_response();
-    r.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json; charset=utf-8"),
-    );
-    r
 }
 
 fn row_response(status: StatusCode, row: &RxRow) -> Response {
@@ -91,12 +82,11 @@ async fn submit(
 /// Runs the rules without storing anything (a prescriber's "check before signing").
 async fn check(
     State(st): State<AppState>,
-    p: Principal,
+    _signed_in: Principal,
     body: Bytes,
 ) -> Result<Response, ApiError> {
     let rx: yigong_rx::Prescription = parse(&body)?;
     let store = st.svc.store.clone();
-    let _ = p;
     let out = blocking(move || {
         let state = store.rx_state();
         let findings = yigong_rx::review(&state.knowledge, &rx);

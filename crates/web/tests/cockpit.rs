@@ -9,15 +9,10 @@ mod common;
 use common::*;
 use serde_json::{Value, json};
 use std::io::Read;
-use yigong_fhir::codes::{EXT_CHARGES, EXT_IN_COUNTY, EXT_LEAD_HOSPITAL};
+use yigong_fhir::codes::{EXT_CHARGES, EXT_IN_COUNTY};
 use yigong_store::{Role, Scope};
 
 const MONTH: &str = "2026-03";
-
-fn lead(mut o: Value) -> Value {
-    o["extension"] = json!([{ "url": EXT_LEAD_HOSPITAL, "valueBoolean": true }]);
-    o
-}
 
 fn person(id: &str, org: &str, rid: &str, gender: &str, birth: &str, name: &str) -> Value {
     json!({
@@ -112,51 +107,9 @@ fn seed(s: &TestServer) {
         ],
     );
     let admin = s.token("admin");
-    put_bundle(
-        s,
-        &admin,
-        vec![
-            org("county", "测试县", "county", None, None),
-            org("com1", "第一医共体", "community", None, Some("county")),
-            org("com2", "第二医共体", "community", None, Some("county")),
-            lead(org(
-                "h1",
-                "县人民医院",
-                "general-hospital",
-                Some("county"),
-                Some("com1"),
-            )),
-            org(
-                "t1",
-                "甲镇卫生院",
-                "township-centre",
-                Some("township"),
-                Some("com1"),
-            ),
-            org(
-                "v1",
-                "甲村卫生室",
-                "village-clinic",
-                Some("village"),
-                Some("t1"),
-            ),
-            lead(org(
-                "h2",
-                "县中医医院",
-                "tcm-hospital",
-                Some("county"),
-                Some("com2"),
-            )),
-            org(
-                "t2",
-                "乙镇卫生院",
-                "township-centre",
-                Some("township"),
-                Some("com2"),
-            ),
-            org("ext", "市外医院", "external", None, Some("county")),
-        ],
-    );
+    let mut orgs = county_orgs_with_leads();
+    orgs.push(org("ext", "市外医院", "external", None, Some("county")));
+    put_bundle(s, &admin, orgs);
     put_bundle(
         s,
         &admin,

@@ -11,11 +11,6 @@ use serde_json::{Value, json};
 use yigong_rx::Drug;
 use yigong_store::{Role, Scope};
 
-fn lead(mut o: Value) -> Value {
-    o["extension"] = json!([{ "url": "https://yigong.org.cn/fhir/StructureDefinition/lead-hospital", "valueBoolean": true }]);
-    o
-}
-
 /// County → two communities, each with a lead hospital (its central pharmacy)
 /// and a township centre; a village clinic under the first township; users.
 fn seed(s: &TestServer) {
@@ -57,52 +52,13 @@ fn seed(s: &TestServer) {
         ],
     );
     let admin = s.token("admin");
-    let entries: Vec<Value> = [
-        org("county", "测试县", "county", None, None),
-        org("com1", "第一医共体", "community", None, Some("county")),
-        org("com2", "第二医共体", "community", None, Some("county")),
-        lead(org(
-            "h1",
-            "县人民医院",
-            "general-hospital",
-            Some("county"),
-            Some("com1"),
-        )),
-        org(
-            "t1",
-            "甲镇卫生院",
-            "township-centre",
-            Some("township"),
-            Some("com1"),
-        ),
-        org(
-            "v1",
-            "甲村卫生室",
-            "village-clinic",
-            Some("village"),
-            Some("t1"),
-        ),
-        lead(org(
-            "h2",
-            "县中医医院",
-            "tcm-hospital",
-            Some("county"),
-            Some("com2"),
-        )),
-        org(
-            "t2",
-            "乙镇卫生院",
-            "township-centre",
-            Some("township"),
-            Some("com2"),
-        ),
-    ]
-    .into_iter()
-    .map(|o| {
-        let url = format!("Organization/{}", o["id"].as_str().unwrap());
-        json!({ "resource": o, "request": { "method": "PUT", "url": url } })
-    })
-    .collect();
+    let entries: Vec<Value> = county_orgs_with_leads()
+        .into_iter()
+        .map(|o| {
+            let url = format!("Organization/{}", o["id"].as_str().unwrap());
+            json!({ "resource": o, "request": { "method": "PUT", "url": url } })
+        })
+        .collect();
     let bundle = json!({ "resourceType": "Bundle", "type": "transaction", "entry": entries });
     let r = s.post(&admin, "/fhir", &bundle.to_string());
     assert_eq!(r.status, 200, "{}", r.text);

@@ -2311,9 +2311,7 @@ async fn attest(State(st): State<AppState>, p: Principal, mut mp: Multipart) -> 
     }
     // A browser sends an empty file part when no file was chosen.
     files.retain(|f| !(f.bytes.is_empty() && f.file_name.is_empty()));
-    let (st2, p2) = (st.clone(), p.clone());
-    let res = blocking_write(move || -> Result<String, Fail> {
-        edit_guard(&p2)?;
+    edit_write(st, p, move |st2, p2| {
         let f = |k: &str| {
             fields
                 .get(k)
@@ -2340,8 +2338,7 @@ async fn attest(State(st): State<AppState>, p: Principal, mut mp: Multipart) -> 
             .map_err(sf)?;
         Ok(format!("/cockpit/evaluation?community={comm}&year={year}"))
     })
-    .await;
-    done(&st, &p, res)
+    .await
 }
 
 fn done(st: &AppState, p: &Principal, res: Result<String, Fail>) -> Response {
@@ -2351,6 +2348,21 @@ fn done(st: &AppState, p: &Principal, res: Result<String, Fail>) -> Response {
     }
 }
 
+/// Runs an editor's change off the async runtime, then redirects to the
+/// address it returns (or shows the failure).
+async fn edit_write(
+    st: AppState,
+    p: Principal,
+    change: impl FnOnce(&AppState, &Principal) -> Result<String, Fail> + Send + 'static,
+) -> Response {
+    let (st2, p2) = (st.clone(), p.clone());
+    let res = blocking_write(move || {
+        edit_guard(&p2)?;
+        change(&st2, &p2)
+    })
+    .await;
+    done(&st, &p, res)
+}
 /// `GET /cockpit/evidence/{id}`: an evidence file, within the user's scope.
 async fn evidence(State(st): State<AppState>, Path(id): Path<String>, req: Request) -> Response {
     let (p, _) = signed_in!(st, req);
@@ -2677,9 +2689,7 @@ fn year_field(f: &FormMap) -> Result<i32, Fail> {
 
 /// `POST /cockpit/budget`: a community's budget configuration for a year.
 async fn budget_post(State(st): State<AppState>, p: Principal, Form(f): Form<FormMap>) -> Response {
-    let (st2, p2) = (st.clone(), p.clone());
-    let res = blocking_write(move || -> Result<String, Fail> {
-        edit_guard(&p2)?;
+    edit_write(st, p, move |st2, p2| {
         let comm = field(&f, "community").to_string();
         let year = year_field(&f)?;
         let enrollees = match field(&f, "enrollees") {
@@ -2721,15 +2731,12 @@ async fn budget_post(State(st): State<AppState>, p: Principal, Form(f): Form<For
             .map_err(sf)?;
         Ok(format!("/cockpit/budget?community={comm}&year={year}"))
     })
-    .await;
-    done(&st, &p, res)
+    .await
 }
 
 /// `POST /cockpit/budget/fund`: a special fund's total.
 async fn fund_total(State(st): State<AppState>, p: Principal, Form(f): Form<FormMap>) -> Response {
-    let (st2, p2) = (st.clone(), p.clone());
-    let res = blocking_write(move || -> Result<String, Fail> {
-        edit_guard(&p2)?;
+    edit_write(st, p, move |st2, p2| {
         let comm = field(&f, "community").to_string();
         let year = year_field(&f)?;
         let total = money_field(&f, "total", "专项资金总额")?;
@@ -2742,15 +2749,12 @@ async fn fund_total(State(st): State<AppState>, p: Principal, Form(f): Form<Form
             "/cockpit/budget?community={comm}&year={year}#funds"
         ))
     })
-    .await;
-    done(&st, &p, res)
+    .await
 }
 
 /// `POST /cockpit/budget/fund/entry`: allocate to a purpose or record spending.
 async fn fund_entry(State(st): State<AppState>, p: Principal, Form(f): Form<FormMap>) -> Response {
-    let (st2, p2) = (st.clone(), p.clone());
-    let res = blocking_write(move || -> Result<String, Fail> {
-        edit_guard(&p2)?;
+    edit_write(st, p, move |st2, p2| {
         let comm = field(&f, "community").to_string();
         let year = year_field(&f)?;
         let amount = money_field(&f, "amount", "金额")?;
@@ -2771,8 +2775,7 @@ async fn fund_entry(State(st): State<AppState>, p: Principal, Form(f): Form<Form
             "/cockpit/budget?community={comm}&year={year}#funds"
         ))
     })
-    .await;
-    done(&st, &p, res)
+    .await
 }
 
 // ---------------------------------------------------------------------------
@@ -3053,9 +3056,7 @@ fn u32_field(f: &FormMap, k: &str, what: &str) -> Result<u32, Fail> {
 
 /// `POST /cockpit/escalation/rules`: creates or changes a rule.
 async fn rule_post(State(st): State<AppState>, p: Principal, Form(f): Form<FormMap>) -> Response {
-    let (st2, p2) = (st.clone(), p.clone());
-    let res = blocking_write(move || -> Result<String, Fail> {
-        edit_guard(&p2)?;
+    edit_write(st, p, move |st2, p2| {
         let level = OrgLevel::from_code(field(&f, "level"))
             .ok_or_else(|| bad("对象层级须为医共体或机构"))?;
         let direction = match field(&f, "direction") {
@@ -3085,15 +3086,12 @@ async fn rule_post(State(st): State<AppState>, p: Principal, Form(f): Form<FormM
             .map_err(sf)?;
         Ok("/cockpit/escalation#rules".into())
     })
-    .await;
-    done(&st, &p, res)
+    .await
 }
 
 /// `POST /cockpit/escalation/steps`: records a step taken (who notified whom).
 async fn step_post(State(st): State<AppState>, p: Principal, Form(f): Form<FormMap>) -> Response {
-    let (st2, p2) = (st.clone(), p.clone());
-    let res = blocking_write(move || -> Result<String, Fail> {
-        edit_guard(&p2)?;
+    edit_write(st, p, move |st2, p2| {
         let level = ops::level_from_code(field(&f, "level"))
             .ok_or_else(|| bad("级别须为通报、预警或约谈"))?;
         let s = NewStep {
@@ -3108,8 +3106,7 @@ async fn step_post(State(st): State<AppState>, p: Principal, Form(f): Form<FormM
         st2.svc.store.ops_step_record(&p2.actor(), &s).map_err(sf)?;
         Ok(format!("/cockpit/escalation?month={}", s.period))
     })
-    .await;
-    done(&st, &p, res)
+    .await
 }
 
 fn date_field(f: &FormMap, k: &str, what: &str) -> Result<NaiveDate, Fail> {
@@ -3120,9 +3117,7 @@ fn date_field(f: &FormMap, k: &str, what: &str) -> Result<NaiveDate, Fail> {
 
 /// `POST /cockpit/cycles`: plans a community's assessment cycle.
 async fn cycle_plan(State(st): State<AppState>, p: Principal, Form(f): Form<FormMap>) -> Response {
-    let (st2, p2) = (st.clone(), p.clone());
-    let res = blocking_write(move || -> Result<String, Fail> {
-        edit_guard(&p2)?;
+    edit_write(st, p, move |st2, p2| {
         let comm = field(&f, "community").to_string();
         let year = year_field(&f)?;
         let start = date_field(&f, "start", "开始日期")?;
@@ -3139,8 +3134,7 @@ async fn cycle_plan(State(st): State<AppState>, p: Principal, Form(f): Form<Form
             .map_err(sf)?;
         Ok(format!("/cockpit/escalation?year={year}#cycles"))
     })
-    .await;
-    done(&st, &p, res)
+    .await
 }
 
 /// `POST /cockpit/cycles/advance`: moves a cycle to its next step.
@@ -3149,9 +3143,7 @@ async fn cycle_advance(
     p: Principal,
     Form(f): Form<FormMap>,
 ) -> Response {
-    let (st2, p2) = (st.clone(), p.clone());
-    let res = blocking_write(move || -> Result<String, Fail> {
-        edit_guard(&p2)?;
+    edit_write(st, p, move |st2, p2| {
         let comm = field(&f, "community").to_string();
         let year = year_field(&f)?;
         let to = ops::step_from_code(field(&f, "to")).ok_or_else(|| bad("目标环节无效"))?;
@@ -3163,8 +3155,7 @@ async fn cycle_advance(
             .map_err(sf)?;
         Ok(format!("/cockpit/escalation?year={year}#cycles"))
     })
-    .await;
-    done(&st, &p, res)
+    .await
 }
 
 // ---------------------------------------------------------------------------

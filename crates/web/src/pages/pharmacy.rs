@@ -128,6 +128,21 @@ fn done(h: &HeaderMap, status: StatusCode, body: Value, location: &str) -> Respo
     }
 }
 
+/// The tail of a step: a store error becomes a failure page or JSON error,
+/// a success is answered by `ok` (usually through `done`).
+fn answer<T>(
+    st: &AppState,
+    p: &Principal,
+    h: &HeaderMap,
+    res: Result<T, yigong_store::StoreError>,
+    ok: impl FnOnce(T) -> Response,
+) -> Response {
+    match res {
+        Ok(v) => ok(v),
+        Err(e) => store_fail(st, p, h, e),
+    }
+}
+
 fn forbidden(msg: String) -> Issue {
     Issue::new(403, "forbidden", "role", msg)
 }
@@ -234,6 +249,21 @@ fn drug_code(k: &Knowledge, text: &str) -> String {
 }
 
 /// "5mg × 28片/盒".
+/// The institution a step is for: the form's `inst`, else the user's own.
+fn need_inst(i: &Input, p: &Principal, missing: &str) -> Result<String, Issue> {
+    i.text("inst")
+        .or_else(|| p.0.institution.clone())
+        .ok_or_else(|| Issue::invalid("missing", missing))
+}
+
+/// The drug a step names, as a catalogue code.
+fn need_drug(i: &Input, k: &Knowledge, missing: &str) -> Result<String, Issue> {
+    let text = i
+        .text("drug")
+        .ok_or_else(|| Issue::invalid("missing", missing))?;
+    Ok(drug_code(k, &text))
+}
+
 fn spec(d: &Drug) -> String {
     let strength = if d.strength > 0.0 {
         format!("{}{} × ", d.strength, d.strength_unit)
@@ -580,15 +610,8 @@ async fn receive(State(st): State<AppState>, p: Principal, h: HeaderMap, body: B
         may_operate(&p)?;
         let i = Input::parse(&h, &body)?;
         let rx = st.svc.store.rx_state();
-        let inst = i
-            .text("inst")
-            .or_else(|| p.0.institution.clone())
-            .ok_or_else(|| Issue::invalid("missing", "请选择入库机构"))?;
-        let drug = drug_code(
-            &rx.knowledge,
-            &i.text("drug")
-                .ok_or_else(|| Issue::invalid("missing", "请选择药品"))?,
-        );
+        let inst = need_inst(&i, &p, "请选择入库机构")?;
+        let drug = need_drug(&i, &rx.knowledge, "请选择药品")?;
         let lot = i.text("batch").unwrap_or_default();
         let expiry = i
             .text("expiry")
@@ -638,15 +661,14 @@ async fn receive(State(st): State<AppState>, p: Principal, h: HeaderMap, body: B
         )
     })
     .await;
-    match res {
-        Ok(id) => done(
+    answer(&st, &p, &h, res, |id| {
+        done(
             &h,
             StatusCode::CREATED,
             json!({ "batch": id }),
             &format!("/pharmacy/stock?inst={inst}"),
-        ),
-        Err(e) => store_fail(&st, &p, &h, e),
-    }
+        )
+    })
 }
 
 async fn set_min(State(st): State<AppState>, p: Principal, h: HeaderMap, body: Bytes) -> Response {
@@ -654,15 +676,8 @@ async fn set_min(State(st): State<AppState>, p: Principal, h: HeaderMap, body: B
         may_operate(&p)?;
         let i = Input::parse(&h, &body)?;
         let rx = st.svc.store.rx_state();
-        let inst = i
-            .text("inst")
-            .or_else(|| p.0.institution.clone())
-            .ok_or_else(|| Issue::invalid("missing", "请选择机构"))?;
-        let drug = drug_code(
-            &rx.knowledge,
-            &i.text("drug")
-                .ok_or_else(|| Issue::invalid("missing", "请选择药品"))?,
-        );
+        let inst = need_inst(&i, &p, "请选择机构")?;
+        let drug = need_drug(&i, &rx.knowledge, "请选择药品")?;
         Ok((inst, drug, i.int("min", "库存下限")?))
     })();
     let (inst, drug, min) = match parsed {
@@ -673,15 +688,14 @@ async fn set_min(State(st): State<AppState>, p: Principal, h: HeaderMap, body: B
     let actor = p.actor();
     let i2 = inst.clone();
     let res = blocking_write(move || store.pharmacy_set_min_stock(&actor, &i2, &drug, min)).await;
-    match res {
-        Ok(()) => done(
+    answer(&st, &p, &h, res, |_| {
+        done(
             &h,
             StatusCode::OK,
             json!({ "ok": true }),
             &format!("/pharmacy/stock?inst={inst}"),
-        ),
-        Err(e) => store_fail(&st, &p, &h, e),
-    }
+        )
+    })
 }
 
 async fn write_off(
@@ -709,15 +723,14 @@ async fn write_off(
     let res =
         blocking_write(move || store.pharmacy_write_off(&actor, batch, version, reason.as_deref()))
             .await;
-    match res {
-        Ok(units) => done(
+    answer(&st, &p, &h, res, |units| {
+        done(
             &h,
             StatusCode::OK,
             json!({ "written_off": units }),
             &format!("/pharmacy/stock?inst={}", inst.unwrap_or_default()),
-        ),
-        Err(e) => store_fail(&st, &p, &h, e),
-    }
+        )
+    })
 }
 
 async fn adjust(
@@ -746,15 +759,14 @@ async fn adjust(
     let res =
         blocking_write(move || store.pharmacy_adjust(&actor, batch, version, counted, &reason))
             .await;
-    match res {
-        Ok(()) => done(
+    answer(&st, &p, &h, res, |_| {
+        done(
             &h,
             StatusCode::OK,
             json!({ "ok": true }),
             &format!("/pharmacy/stock?inst={}", inst.unwrap_or_default()),
-        ),
-        Err(e) => store_fail(&st, &p, &h, e),
-    }
+        )
+    })
 }
 
 // ---------- requisitions ----------
@@ -925,10 +937,7 @@ async fn create_requisition(
     let parsed = (|| -> Result<_, Issue> {
         may_operate(&p)?;
         let i = Input::parse(&h, &body)?;
-        let inst = i
-            .text("inst")
-            .or_else(|| p.0.institution.clone())
-            .ok_or_else(|| Issue::invalid("missing", "请选择请领机构"))?;
+        let inst = need_inst(&i, &p, "请选择请领机构")?;
         Ok((inst, read_lines(&i, &rx.knowledge)?, i.text("note")))
     })();
     let (inst, lines, note) = match parsed {
@@ -940,18 +949,15 @@ async fn create_requisition(
     let res =
         blocking_write(move || store.pharmacy_request(&actor, &inst, &lines, note.as_deref()))
             .await;
-    match res {
-        Ok(r) => {
-            let names = st.svc.org_names();
-            done(
-                &h,
-                StatusCode::CREATED,
-                req_json(&rx.knowledge, &r, &names),
-                &format!("/pharmacy/requisitions/{}", r.id),
-            )
-        }
-        Err(e) => store_fail(&st, &p, &h, e),
-    }
+    answer(&st, &p, &h, res, |r| {
+        let names = st.svc.org_names();
+        done(
+            &h,
+            StatusCode::CREATED,
+            req_json(&rx.knowledge, &r, &names),
+            &format!("/pharmacy/requisitions/{}", r.id),
+        )
+    })
 }
 
 async fn requisition(State(st): State<AppState>, Path(id): Path<i64>, req: Request) -> Response {
@@ -1078,19 +1084,16 @@ async fn requisition_step(
         _ => store.pharmacy_confirm_receipt(&actor, id, version),
     })
     .await;
-    match res {
-        Ok(r) => {
-            let rx = st.svc.store.rx_state();
-            let names = st.svc.org_names();
-            done(
-                &h,
-                StatusCode::OK,
-                req_json(&rx.knowledge, &r, &names),
-                &format!("/pharmacy/requisitions/{id}"),
-            )
-        }
-        Err(e) => store_fail(&st, &p, &h, e),
-    }
+    answer(&st, &p, &h, res, |r| {
+        let rx = st.svc.store.rx_state();
+        let names = st.svc.org_names();
+        done(
+            &h,
+            StatusCode::OK,
+            req_json(&rx.knowledge, &r, &names),
+            &format!("/pharmacy/requisitions/{id}"),
+        )
+    })
 }
 
 // ---------- shortages ----------
@@ -1191,15 +1194,8 @@ async fn report_shortage(
     let parsed = (|| -> Result<_, Issue> {
         may_operate(&p)?;
         let i = Input::parse(&h, &body)?;
-        let inst = i
-            .text("inst")
-            .or_else(|| p.0.institution.clone())
-            .ok_or_else(|| Issue::invalid("missing", "请选择登记机构"))?;
-        let drug = drug_code(
-            &rx.knowledge,
-            &i.text("drug")
-                .ok_or_else(|| Issue::invalid("missing", "请选择缺少的药品"))?,
-        );
+        let inst = need_inst(&i, &p, "请选择登记机构")?;
+        let drug = need_drug(&i, &rx.knowledge, "请选择缺少的药品")?;
         Ok((inst, drug, i.text("note")))
     })();
     let (inst, drug, note) = match parsed {
@@ -1212,18 +1208,15 @@ async fn report_shortage(
     let res =
         blocking_write(move || store.pharmacy_report_shortage(&actor, &i2, &drug, note.as_deref()))
             .await;
-    match res {
-        Ok(s) => {
-            let names = st.svc.org_names();
-            done(
-                &h,
-                StatusCode::CREATED,
-                shortage_json(&rx.knowledge, &s, &names),
-                &format!("/pharmacy/shortages?inst={inst}"),
-            )
-        }
-        Err(e) => store_fail(&st, &p, &h, e),
-    }
+    answer(&st, &p, &h, res, |s| {
+        let names = st.svc.org_names();
+        done(
+            &h,
+            StatusCode::CREATED,
+            shortage_json(&rx.knowledge, &s, &names),
+            &format!("/pharmacy/shortages?inst={inst}"),
+        )
+    })
 }
 
 async fn resolve_shortage(
@@ -1250,19 +1243,16 @@ async fn resolve_shortage(
     let actor = p.actor();
     let res =
         blocking_write(move || store.pharmacy_resolve_shortage(&actor, id, version, &note)).await;
-    match res {
-        Ok(s) => {
-            let rx = st.svc.store.rx_state();
-            let names = st.svc.org_names();
-            done(
-                &h,
-                StatusCode::OK,
-                shortage_json(&rx.knowledge, &s, &names),
-                &format!("/pharmacy/shortages?inst={}", inst.unwrap_or_default()),
-            )
-        }
-        Err(e) => store_fail(&st, &p, &h, e),
-    }
+    answer(&st, &p, &h, res, |s| {
+        let rx = st.svc.store.rx_state();
+        let names = st.svc.org_names();
+        done(
+            &h,
+            StatusCode::OK,
+            shortage_json(&rx.knowledge, &s, &names),
+            &format!("/pharmacy/shortages?inst={}", inst.unwrap_or_default()),
+        )
+    })
 }
 
 // ---------- volume-based procurement ----------
@@ -1373,11 +1363,7 @@ async fn set_volume(
         let owner = i
             .text("owner")
             .ok_or_else(|| Issue::invalid("missing", "请选择医共体或机构"))?;
-        let drug = drug_code(
-            &rx.knowledge,
-            &i.text("drug")
-                .ok_or_else(|| Issue::invalid("missing", "请选择集采药品"))?,
-        );
+        let drug = need_drug(&i, &rx.knowledge, "请选择集采药品")?;
         Ok((owner, drug, i.int("units", "协议采购量")?, i.text("inst")))
     })();
     let (owner, drug, units, inst) = match parsed {
@@ -1389,8 +1375,8 @@ async fn set_volume(
     let o2 = owner.clone();
     let res =
         blocking_write(move || store.pharmacy_set_vbp_volume(&actor, &o2, &drug, units)).await;
-    match res {
-        Ok(()) => done(
+    answer(&st, &p, &h, res, |_| {
+        done(
             &h,
             StatusCode::OK,
             json!({ "ok": true }),
@@ -1398,7 +1384,6 @@ async fn set_volume(
                 "/pharmacy/vbp?owner={owner}&inst={}",
                 inst.unwrap_or_default()
             ),
-        ),
-        Err(e) => store_fail(&st, &p, &h, e),
-    }
+        )
+    })
 }

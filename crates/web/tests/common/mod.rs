@@ -201,6 +201,58 @@ pub fn add_users<const N: usize>(s: &TestServer, users: [(&str, Role, Scope, Opt
     }
 }
 
+/// Marks an Organization as its community's lead hospital.
+pub fn lead_org(mut o: Value) -> Value {
+    o["extension"] = json!([{ "url": "https://yigong.org.cn/fhir/StructureDefinition/lead-hospital", "valueBoolean": true }]);
+    o
+}
+
+/// County → two communities; in the first a lead hospital, a township
+/// centre and a village clinic; in the second a TCM lead hospital and a
+/// township centre (the Organizations only).
+pub fn county_orgs_with_leads() -> Vec<Value> {
+    vec![
+        org("county", "测试县", "county", None, None),
+        org("com1", "第一医共体", "community", None, Some("county")),
+        org("com2", "第二医共体", "community", None, Some("county")),
+        lead_org(org(
+            "h1",
+            "县人民医院",
+            "general-hospital",
+            Some("county"),
+            Some("com1"),
+        )),
+        org(
+            "t1",
+            "甲镇卫生院",
+            "township-centre",
+            Some("township"),
+            Some("com1"),
+        ),
+        org(
+            "v1",
+            "甲村卫生室",
+            "village-clinic",
+            Some("village"),
+            Some("t1"),
+        ),
+        lead_org(org(
+            "h2",
+            "县中医医院",
+            "tcm-hospital",
+            Some("county"),
+            Some("com2"),
+        )),
+        org(
+            "t2",
+            "乙镇卫生院",
+            "township-centre",
+            Some("township"),
+            Some("com2"),
+        ),
+    ]
+}
+
 /// County → two communities → a township centre in each; users for each role.
 pub fn seed_county(s: &TestServer) {
     let users = [
