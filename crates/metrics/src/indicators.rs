@@ -34,6 +34,7 @@
 //! store calls it before writing), and [`contributions`] of a resource that
 //! would fail the money checks is empty.
 
+use crate::doc::Doc;
 use crate::{Direction, Unit, div_half_even};
 use chrono::{DateTime, Datelike, FixedOffset, NaiveDate, NaiveDateTime, TimeZone, Utc};
 use serde::{Deserialize, Serialize};
@@ -420,29 +421,17 @@ impl<'a> Context<'a> {
     }
 }
 
-struct Out {
-    facts: Vec<Fact>,
+/// Where the rules put their facts: `(component, org, month, value)`.
+pub type Sink<'s> = dyn FnMut(&str, &str, &str, i64) + 's;
+
+struct Out<'s, 'f> {
+    sink: &'s mut Sink<'f>,
 }
 
-impl Out {
-    fn add(&mut self, component: &'static str, org: &str, month: &str, value: i64) {
+impl Out<'_, '_> {
+    fn add(&mut self, component: &str, org: &str, month: &str, value: i64) {
         if value != 0 && !org.is_empty() {
-            self.facts.push(Fact {
-                component: Cow::Borrowed(component),
-                org: org.to_string(),
-                month: month.to_string(),
-                value,
-            });
-        }
-    }
-    fn add_owned(&mut self, component: String, org: &str, month: &str, value: i64) {
-        if value != 0 && !org.is_empty() {
-            self.facts.push(Fact {
-                component: Cow::Owned(component),
-                org: org.to_string(),
-                month: month.to_string(),
-                value,
-            });
+            (self.sink)(component, org, month, value);
         }
     }
 }
@@ -551,7 +540,7 @@ fn add_months(d: NaiveDate, n: i64) -> Option<NaiveDate> {
 // JSON helpers
 // ---------------------------------------------------------------------------
 
-fn s<'a>(v: &'a Json, path: &[&str]) -> Option<&'a str> {
+fn s<'a, J: Doc>(v: &'a J, path: &[&str]) -> Option<&'a str> {
     let mut cur = v;
     for p in path {
         cur = cur.get(p)?;
@@ -559,48 +548,54 @@ fn s<'a>(v: &'a Json, path: &[&str]) -> Option<&'a str> {
     cur.as_str()
 }
 
-fn ref_id<'a>(v: &'a Json, key: &str, rtype: &str) -> Option<&'a str> {
+fn ref_id<'a, J: Doc>(v: &'a J, key: &str, rtype: &str) -> Option<&'a str> {
     let r = v.get(key)?.get("reference")?.as_str()?;
     let (t, id) = yigong_fhir::extract::parse_reference(r)?;
     (t == rtype).then_some(id)
 }
 
-fn ext<'a>(v: &'a Json, url: &str) -> Option<&'a Json> {
+fn ext<'a, J: Doc>(v: &'a J, url: &str) -> Option<&'a J> {
     v.get("extension")?
         .as_array()?
         .iter()
-        .find(|e| e.get("url").and_then(Json::as_str) == Some(url))
+        .find(|e| e.get("url").and_then(J::as_str) == Some(url))
 }
 
-fn codes<'a>(concept: Option<&'a Json>, system: &'a str) -> impl Iterator<Item = &'a str> + 'a {
+fn codes<'a, J: Doc>(
+    concept: Option<&'a J>,
+    system: &'a str,
+) -> impl Iterator<Item = &'a str> + 'a {
     concept
         .and_then(|c| c.get("coding"))
-        .and_then(Json::as_array)
+        .and_then(J::as_array)
         .into_iter()
         .flatten()
-        .filter(move |c| c.get("system").and_then(Json::as_str) == Some(system))
-        .filter_map(|c| c.get("code").and_then(Json::as_str))
+        .filter(move |c| c.get("system").and_then(J::as_str) == Some(system))
+        .filter_map(|c| c.get("code").and_then(J::as_str))
 }
 
 /// Reads a FHIR Money exactly into fen: the JSON number's own decimal text
 /// through `Fen::parse_yuan` (at most two decimals), never through `f64`
 /// arithmetic. Refuses text, exponents, more than two decimals, negative
 /// amounts and amounts beyond [`MAX_FEN`]; the currency, when given, must be CNY.
-fn money(m: &Json, what: &str) -> Result<Fen, String> {
+fn money<J: Doc>(m: &J, what: &dyn std::fmt::Display) -> Result<Fen, String> {
     if let Some(c) = m.get("currency")
         && c.as_str() != Some("CNY")
     {
-        return Err(format!("{what}的币种必须为人民币（CNY），收到 {c}"));
+        return Err(format!(
+            "{what}的币种必须为人民币（CNY），收到 {}",
+            c.to_json()
+        ));
     }
     let Some(v) = m.get("value") else {
         return Err(format!("{what}缺少金额（value）"));
     };
-    if !v.is_number() {
+    let Some(text) = v.number_text().filter(|_| v.is_number()) else {
         return Err(format!(
-            "{what}的金额必须是数字（单位元，最多两位小数），收到 {v}"
+            "{what}的金额必须是数字（单位元，最多两位小数），收到 {}",
+            v.to_json()
         ));
-    }
-    let text = v.to_string();
+    };
     if text.starts_with('-') {
         return Err(format!("{what}不能为负数（收到 {text} 元）"));
     }
@@ -651,29 +646,26 @@ const PART_NAMES: [(&str, &str); 5] = [
     ("insurance-paid", "医保支付额"),
 ];
 
-fn encounter_charges(v: &Json) -> Result<Charges, String> {
+fn encounter_charges<J: Doc>(v: &J) -> Result<Charges, String> {
     let Some(ch) = ext(v, EXT_CHARGES) else {
         return Ok(Charges::default());
     };
-    let parts = ch.get("extension").and_then(Json::as_array);
-    let mut got = [0i64; 5];
-    for (i, (name, zh)) in PART_NAMES.iter().enumerate() {
-        let found = parts
-            .into_iter()
-            .flatten()
-            .filter(|p| p.get("url").and_then(Json::as_str) == Some(name))
-            .collect::<Vec<_>>();
-        match found.as_slice() {
-            [] => {}
-            [p] => {
-                let m = p
-                    .get("valueMoney")
-                    .ok_or_else(|| format!("费用“{zh}”（{name}）必须以 valueMoney 给出"))?;
-                got[i] = money(m, &format!("费用“{zh}”"))?.0;
-            }
-            _ => return Err(format!("费用“{zh}”（{name}）重复出现")),
+    let mut got = [None; 5];
+    for p in ch.get("extension").and_then(J::as_array).unwrap_or(&[]) {
+        let url = p.get("url").and_then(J::as_str);
+        let Some(i) = PART_NAMES.iter().position(|(name, _)| Some(*name) == url) else {
+            continue;
+        };
+        let (name, zh) = PART_NAMES[i];
+        if got[i].is_some() {
+            return Err(format!("费用“{zh}”（{name}）重复出现"));
         }
+        let m = p
+            .get("valueMoney")
+            .ok_or_else(|| format!("费用“{zh}”（{name}）必须以 valueMoney 给出"))?;
+        got[i] = Some(money(m, &format_args!("费用“{zh}”"))?.0);
     }
+    let got = got.map(|g| g.unwrap_or(0));
     let c = Charges {
         drugs: got[0],
         consumables: got[1],
@@ -697,7 +689,7 @@ enum Care {
     Stay,
 }
 
-fn care_of(v: &Json) -> Option<Care> {
+fn care_of<J: Doc>(v: &J) -> Option<Care> {
     let code = v.get("class")?.get("code")?.as_str()?;
     match EncounterClass::from_act_code(code)? {
         EncounterClass::Outpatient | EncounterClass::Emergency => Some(Care::Visit),
@@ -710,7 +702,7 @@ fn counts_status(status: Option<&str>) -> bool {
 }
 
 /// The three-character ICD-10 category of the principal (first coded) diagnosis.
-fn principal_dx(v: &Json) -> Option<String> {
+fn principal_dx<J: Doc>(v: &J) -> Option<String> {
     let first = v
         .get("reasonCode")?
         .as_array()?
@@ -719,10 +711,10 @@ fn principal_dx(v: &Json) -> Option<String> {
     Icd10::parse(first).ok().map(|c| c.category().to_string())
 }
 
-fn in_county(v: &Json, facts: Option<&OrgFacts>) -> bool {
+fn in_county<J: Doc>(v: &J, facts: Option<&OrgFacts>) -> bool {
     let said = ext(v, EXT_IN_COUNTY)
         .and_then(|e| e.get("valueBoolean"))
-        .and_then(Json::as_bool)
+        .and_then(J::as_bool)
         .unwrap_or(true);
     said && facts.is_none_or(|f| f.in_county)
 }
@@ -752,8 +744,8 @@ fn enrollee_money(
     }
 }
 
-fn encounter(v: &Json, ctx: &Context<'_>, out: &mut Out) -> Option<()> {
-    if !counts_status(v.get("status").and_then(Json::as_str)) {
+fn encounter<J: Doc>(v: &J, ctx: &Context<'_>, out: &mut Out) -> Option<()> {
+    if !counts_status(v.get("status").and_then(J::as_str)) {
         return None;
     }
     let care = care_of(v)?;
@@ -812,7 +804,7 @@ fn encounter(v: &Json, ctx: &Context<'_>, out: &mut Out) -> Option<()> {
                     out.add("visits_tcm", org, &start_month, 1);
                 }
                 if let Some(dx) = &dx {
-                    out.add_owned(format!("visits_dx:{dx}"), org, &start_month, 1);
+                    out.add(&format!("visits_dx:{dx}"), org, &start_month, 1);
                 }
             }
             settle(out, &start_month);
@@ -837,7 +829,7 @@ fn encounter(v: &Json, ctx: &Context<'_>, out: &mut Out) -> Option<()> {
                     out.add("discharges_in_county", org, &end_month, 1);
                     out.add("inpatient_days_in_county", org, &end_month, days);
                     if let Some(dx) = &dx {
-                        out.add_owned(format!("discharges_dx:{dx}"), org, &end_month, 1);
+                        out.add(&format!("discharges_dx:{dx}"), org, &end_month, 1);
                     }
                 }
                 settle(out, &end_month);
@@ -851,28 +843,28 @@ fn encounter(v: &Json, ctx: &Context<'_>, out: &mut Out) -> Option<()> {
 // Claim
 // ---------------------------------------------------------------------------
 
-fn claim_linked(v: &Json) -> bool {
+fn claim_linked<J: Doc>(v: &J) -> bool {
     v.get("item")
-        .and_then(Json::as_array)
+        .and_then(J::as_array)
         .into_iter()
         .flatten()
         .any(|i| {
             i.get("encounter")
-                .and_then(Json::as_array)
+                .and_then(J::as_array)
                 .is_some_and(|a| !a.is_empty())
         })
 }
 
-fn claim_date(v: &Json) -> Option<&str> {
+fn claim_date<J: Doc>(v: &J) -> Option<&str> {
     s(v, &["billablePeriod", "start"]).or_else(|| s(v, &["created"]))
 }
 
-fn is_cny(m: &Json) -> bool {
+fn is_cny<J: Doc>(m: &J) -> bool {
     m.get("currency").is_none_or(|c| c.as_str() == Some("CNY"))
 }
 
-fn claim(v: &Json, ctx: &Context<'_>, out: &mut Out) -> Option<()> {
-    if v.get("status").and_then(Json::as_str) != Some("active") || claim_linked(v) {
+fn claim<J: Doc>(v: &J, ctx: &Context<'_>, out: &mut Out) -> Option<()> {
+    if v.get("status").and_then(J::as_str) != Some("active") || claim_linked(v) {
         return None;
     }
     let org = ref_id(v, "provider", "Organization")?;
@@ -881,7 +873,7 @@ fn claim(v: &Json, ctx: &Context<'_>, out: &mut Out) -> Option<()> {
     if !is_cny(total) {
         return None;
     }
-    let amount = money(total, "结算金额").ok()?.0;
+    let amount = money(total, &"结算金额").ok()?.0;
     let facts = (ctx.org)(org);
     let facts = facts.as_ref();
     let in_county = in_county(v, facts);
@@ -1121,7 +1113,22 @@ fn secondment(v: &Json, ctx: &Context<'_>, out: &mut Out) -> Option<()> {
 /// [`check`]'s money rules) contribute nothing. Facts of the same key are not
 /// merged (use [`delta`]).
 pub fn contributions(rtype: &str, body: &Json, ctx: &Context<'_>) -> Vec<Fact> {
-    let mut out = Out { facts: Vec::new() };
+    let mut facts = Vec::new();
+    contributions_each(rtype, body, ctx, &mut |component, org, month, value| {
+        facts.push(Fact {
+            component: Cow::Owned(component.to_string()),
+            org: org.to_string(),
+            month: month.to_string(),
+            value,
+        })
+    });
+    facts
+}
+
+/// [`contributions`], each fact handed to `sink` as it is found (nothing
+/// allocated per fact): the full recompute's form.
+pub fn contributions_each(rtype: &str, body: &Json, ctx: &Context<'_>, sink: &mut Sink<'_>) {
+    let mut out = Out { sink };
     if body.get("resourceType").and_then(Json::as_str) == Some(rtype) {
         let _ = match rtype {
             "Encounter" => encounter(body, ctx, &mut out),
@@ -1132,7 +1139,38 @@ pub fn contributions(rtype: &str, body: &Json, ctx: &Context<'_>) -> Vec<Fact> {
             _ => None,
         };
     }
-    out.facts
+}
+
+/// Whether [`contributions_of_text`] takes this type: the ones whose
+/// contributions need no [`Context::request`].
+pub fn counts_from_text(rtype: &str) -> bool {
+    matches!(rtype, "Encounter" | "Claim")
+}
+
+/// [`contributions_each`] for an Encounter or Claim given as stored JSON text,
+/// parsed by sonic-rs (the bulk of a full recompute). The same rules run on
+/// the same accessors, so the facts are exactly those of [`contributions`].
+/// Returns false when the text is not JSON or the type is not taken.
+pub fn contributions_of_text(
+    rtype: &str,
+    text: &str,
+    ctx: &Context<'_>,
+    sink: &mut Sink<'_>,
+) -> bool {
+    if !counts_from_text(rtype) {
+        return false;
+    }
+    let Ok(body) = sonic_rs::from_str::<sonic_rs::Value>(text) else {
+        return false;
+    };
+    let mut out = Out { sink };
+    if body.get("resourceType").and_then(Doc::as_str) == Some(rtype) {
+        let _ = match rtype {
+            "Encounter" => encounter(&body, ctx, &mut out),
+            _ => claim(&body, ctx, &mut out),
+        };
+    }
+    true
 }
 
 fn not_future(
@@ -1173,7 +1211,7 @@ pub fn check(rtype: &str, body: &Json, now: DateTime<Utc>) -> Result<(), String>
         "Claim" => {
             if let Some(total) = body.get("total") {
                 if is_cny(total) {
-                    money(total, "结算金额")?;
+                    money(total, &"结算金额")?;
                 } else {
                     // Foreign-currency claims (e.g. imported Synthea records)
                     // never count, but a negative or absurd amount is still refused.

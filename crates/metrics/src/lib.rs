@@ -13,6 +13,7 @@
 use serde::{Deserialize, Serialize};
 
 pub mod budget;
+pub mod doc;
 pub mod escalation;
 pub mod evaluation;
 pub mod indicators;

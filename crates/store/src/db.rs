@@ -411,6 +411,17 @@ impl Db {
         }
     }
 
+    /// A SQLite reader connection for bulk scans that borrow each row instead
+    /// of copying it (`None` on PostgreSQL).
+    pub(crate) fn sqlite_reader(
+        &self,
+    ) -> Option<Result<r2d2::PooledConnection<SqliteConnectionManager>, StoreError>> {
+        match self {
+            Db::Sqlite { readers, .. } => Some(readers.get().map_err(Into::into)),
+            Db::Postgres { .. } => None,
+        }
+    }
+
     /// Runs `f` on a read connection (no transaction guarantees across statements).
     pub fn read<T>(
         &self,

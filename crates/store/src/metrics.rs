@@ -364,70 +364,38 @@ impl Store {
     /// tables) and reports how many live counters differed.
     pub fn metrics_recompute(&self) -> Result<Recompute, StoreError> {
         let started = std::time::Instant::now();
-        let mut table: BTreeMap<(String, String, String), i64> = BTreeMap::new();
-        let mut resources = 0usize;
-        let mut orgs: HashMap<String, Option<OrgFacts>> = HashMap::new();
-        self.db().read(|c| {
+        let known = self.db().read(|c| {
+            let mut orgs = HashMap::new();
             for r in c.query("SELECT id, tier, kind, comm, lead FROM org_tree", &[])? {
-                orgs.insert(r[0].as_str().unwrap_or("").to_string(), Some(org_facts_of(&r[1..])));
+                orgs.insert(
+                    r[0].as_str().unwrap_or("").to_string(),
+                    Some(org_facts_of(&r[1..])),
+                );
             }
-            let requests: HashMap<String, Value> = c
-                .query("SELECT id, body FROM resource WHERE rtype = 'ServiceRequest' AND deleted = 0", &[])?
-                .into_iter()
-                .filter_map(|r| Some((r[0].as_str()?.to_string(), serde_json::from_str(r[1].as_str()?).ok()?)))
-                .collect();
-            let lookup = |id: &str| orgs.get(id).cloned().flatten();
-            for rtype in ["Encounter", "Claim", "DiagnosticReport", "Task", "PractitionerRole"] {
-                let mut after = String::new();
-                loop {
-                    let rows = c.query(
-                        "SELECT id, body, pcomm FROM resource WHERE rtype = ? AND deleted = 0 AND id > ? ORDER BY id LIMIT 20000",
-                        &[rtype.into(), after.as_str().into()],
-                    )?;
-                    let Some(last) = rows.last() else { break };
-                    after = last[0].as_str().unwrap_or("").to_string();
-                    resources += rows.len();
-                    // Parsing and contributions dominate: spread them over the cores.
-                    use rayon::prelude::*;
-                    let part: HashMap<(String, String, String), i64> = rows
-                        .par_chunks(1024)
-                        .map(|chunk| {
-                            let mut m: HashMap<(String, String, String), i64> = HashMap::new();
-                            for r in chunk {
-                                let Some(body) = r[1].as_str().and_then(|b| serde_json::from_str::<Value>(b).ok()) else { continue };
-                                let req = request_id(rtype, &body).and_then(|id| requests.get(id));
-                                let ctx = Context { org: &lookup, patient_comm: r[2].as_str(), request: req };
-                                for f in indicators::contributions(rtype, &body, &ctx) {
-                                    *m.entry((f.component.into_owned(), f.org, f.month)).or_insert(0) += f.value;
-                                }
-                            }
-                            m
-                        })
-                        .reduce(HashMap::new, |mut a, b| {
-                            for (k, v) in b {
-                                *a.entry(k).or_insert(0) += v;
-                            }
-                            a
-                        });
-                    for (k, v) in part {
-                        *table.entry(k).or_insert(0) += v;
-                    }
-                }
-            }
-            // Prescription review counters.
+            Ok(Known { orgs })
+        })?;
+        let tally = match self.db().sqlite_reader() {
+            Some(_) => self.tally_sqlite(&known)?,
+            None => self.tally_paged(&known)?,
+        };
+        let mut tally = known.finish(tally);
+        // Prescription review counters.
+        self.db().read(|c| {
             for r in c.query(
                 "SELECT p.inst, e.at, e.action FROM rx_event e JOIN rx_prescription p ON p.id = e.rx WHERE e.action IN ('pass', 'return', 'timeout-pass')",
                 &[],
             )? {
                 let (Some(inst), Some(at)) = (r[0].as_str(), r[1].as_str()) else { continue };
                 let Some(month) = indicators::month_of(at) else { continue };
-                *table.entry(("rx_reviewed".into(), inst.to_string(), month.clone())).or_insert(0) += 1;
+                tally.add("rx_reviewed", inst, &month, 1);
                 if r[2].as_str() == Some("return") {
-                    *table.entry(("rx_intervened".into(), inst.to_string(), month)).or_insert(0) += 1;
+                    tally.add("rx_intervened", inst, &month, 1);
                 }
             }
             Ok(())
         })?;
+        let resources = tally.resources;
+        let mut table = tally.into_table();
         table.retain(|_, v| *v != 0);
         let facts = table.len();
         let differing = self.db().write(|tx| {
@@ -464,6 +432,266 @@ impl Store {
             differing,
             seconds: started.elapsed().as_secs_f64(),
         })
+    }
+}
+
+/// SQLite: the resource table in rowid order, in parallel slices, each row's
+/// text borrowed from SQLite (a sequential scan: the primary-key order would
+/// visit the table's pages at random).
+const SCAN_SQL: &str = "SELECT rtype, id, body, pcomm FROM resource
+     WHERE rowid >= ?1 AND rowid < ?2 AND deleted = 0
+       AND +rtype IN ('Encounter', 'Claim', 'DiagnosticReport', 'Task', 'PractitionerRole', 'ServiceRequest')";
+const SCAN_SLICE: i64 = 8_192;
+
+impl Store {
+    fn tally_sqlite(&self, known: &Known) -> Result<Tally, StoreError> {
+        use rayon::prelude::*;
+        let max: i64 = self.scan_conn()?.query_row(
+            "SELECT coalesce(max(rowid), 0) FROM resource",
+            [],
+            |r| r.get(0),
+        )?;
+        (0..=max / SCAN_SLICE)
+            .into_par_iter()
+            .try_fold(
+                || (None, Tally::default()),
+                |(conn, mut tally), slice| {
+                    let conn = match conn {
+                        Some(c) => c,
+                        None => self.scan_conn()?,
+                    };
+                    {
+                        let mut stmt = conn.prepare_cached(SCAN_SQL)?;
+                        let mut rows =
+                            stmt.query([slice * SCAN_SLICE, (slice + 1) * SCAN_SLICE])?;
+                        while let Some(r) = rows.next()? {
+                            // NOT NULL text columns, and pcomm text or NULL.
+                            let text = |i| {
+                                r.get_ref(i)
+                                    .ok()
+                                    .and_then(|v| v.as_str_or_null().ok().flatten())
+                            };
+                            let (rtype, id, body) = (
+                                text(0).unwrap_or(""),
+                                text(1).unwrap_or(""),
+                                text(2).unwrap_or(""),
+                            );
+                            known.count(&mut tally, rtype, id, body, text(3));
+                        }
+                    }
+                    Ok::<_, StoreError>((Some(conn), tally))
+                },
+            )
+            .map(|r| r.map(|(_, tally)| tally))
+            .try_reduce(Tally::default, |a, b| Ok(a.merge(b)))
+    }
+
+    fn scan_conn(&self) -> Result<ScanConn, StoreError> {
+        let conn = self
+            .db()
+            .sqlite_reader()
+            .ok_or_else(|| StoreError::Database("不是 SQLite 数据库".into()))??;
+        conn.execute_batch("PRAGMA mmap_size = 68719476736")?;
+        Ok(ScanConn(conn))
+    }
+
+    /// Any database: each type in id order, a page at a time.
+    fn tally_paged(&self, known: &Known) -> Result<Tally, StoreError> {
+        use rayon::prelude::*;
+        let mut tally = Tally::default();
+        self.db().read(|c| {
+            for rtype in ["Encounter", "Claim", "DiagnosticReport", "Task", "PractitionerRole", "ServiceRequest"] {
+                let mut after = String::new();
+                loop {
+                    let rows = c.query(
+                        "SELECT id, body, pcomm FROM resource WHERE rtype = ? AND deleted = 0 AND id > ? ORDER BY id LIMIT 20000",
+                        &[rtype.into(), after.as_str().into()],
+                    )?;
+                    let Some(last) = rows.last() else { break };
+                    after = last[0].as_str().unwrap_or("").to_string();
+                    let part = rows
+                        .par_chunks(1024)
+                        .fold(Tally::default, |mut t, chunk| {
+                            for r in chunk {
+                                let (id, body) = (r[0].as_str().unwrap_or(""), r[1].as_str().unwrap_or(""));
+                                known.count(&mut t, rtype, id, body, r[2].as_str());
+                            }
+                            t
+                        })
+                        .reduce(Tally::default, Tally::merge);
+                    tally = std::mem::take(&mut tally).merge(part);
+                }
+            }
+            Ok(())
+        })?;
+        Ok(tally)
+    }
+}
+
+/// A reader that maps the database file while it scans (no copy of every page
+/// through `read`), and unmaps it when handed back to the pool.
+struct ScanConn(r2d2::PooledConnection<r2d2_sqlite::SqliteConnectionManager>);
+
+impl std::ops::Deref for ScanConn {
+    type Target = r2d2_sqlite::rusqlite::Connection;
+    fn deref(&self) -> &Self::Target {
+        &self.0
+    }
+}
+
+impl Drop for ScanConn {
+    fn drop(&mut self) {
+        let _ = self.0.execute_batch("PRAGMA mmap_size = 0");
+    }
+}
+
+/// What the recompute knows besides each row: the organisation tree.
+struct Known {
+    orgs: HashMap<String, Option<OrgFacts>>,
+}
+
+/// A report or task, kept until the orders it refers to have all been read.
+struct Deferred {
+    rtype: &'static str,
+    body: String,
+    pcomm: Option<String>,
+}
+
+impl Known {
+    /// Adds what one stored resource contributes; orders are kept, and the
+    /// reports and tasks that refer to them wait for [`Known::finish`].
+    fn count(&self, tally: &mut Tally, rtype: &str, id: &str, body: &str, pcomm: Option<&str>) {
+        let deferred = |rtype| Deferred {
+            rtype,
+            body: body.to_string(),
+            pcomm: pcomm.map(str::to_string),
+        };
+        match rtype {
+            "ServiceRequest" => tally.requests.push((id.to_string(), body.to_string())),
+            "DiagnosticReport" => tally.deferred.push(deferred("DiagnosticReport")),
+            "Task" => tally.deferred.push(deferred("Task")),
+            _ => self.count_with(tally, rtype, body, pcomm, &HashMap::new()),
+        }
+    }
+
+    fn count_with(
+        &self,
+        tally: &mut Tally,
+        rtype: &str,
+        body: &str,
+        pcomm: Option<&str>,
+        requests: &HashMap<String, Value>,
+    ) {
+        tally.resources += 1;
+        let lookup = |id: &str| self.orgs.get(id).cloned().flatten();
+        let mut sink = |c: &str, o: &str, m: &str, v: i64| tally.add(c, o, m, v);
+        if indicators::counts_from_text(rtype) {
+            let ctx = Context {
+                org: &lookup,
+                patient_comm: pcomm,
+                request: None,
+            };
+            indicators::contributions_of_text(rtype, body, &ctx, &mut sink);
+        } else if let Ok(v) = serde_json::from_str::<Value>(body) {
+            let request = request_id(rtype, &v).and_then(|id| requests.get(id));
+            let ctx = Context {
+                org: &lookup,
+                patient_comm: pcomm,
+                request,
+            };
+            indicators::contributions_each(rtype, &v, &ctx, &mut sink);
+        }
+    }
+
+    /// Counts the reports and tasks with the orders in hand.
+    fn finish(&self, mut tally: Tally) -> Tally {
+        use rayon::prelude::*;
+        let requests: HashMap<String, Value> = std::mem::take(&mut tally.requests)
+            .into_par_iter()
+            .filter_map(|(id, body)| Some((id, serde_json::from_str(&body).ok()?)))
+            .collect();
+        let deferred = std::mem::take(&mut tally.deferred);
+        let part = deferred
+            .par_iter()
+            .fold(Tally::default, |mut t, d| {
+                self.count_with(&mut t, d.rtype, &d.body, d.pcomm.as_deref(), &requests);
+                t
+            })
+            .reduce(Tally::default, Tally::merge);
+        tally.merge(part)
+    }
+}
+
+/// Counter sums keyed by interned (component, org, month): a full recompute
+/// adds tens of millions of facts, and three look-ups of borrowed text cost far
+/// less than building three Strings per fact.
+#[derive(Default)]
+struct Tally {
+    ids: HashMap<Box<str>, u32, foldhash::fast::FixedState>,
+    names: Vec<Box<str>>,
+    sums: HashMap<[u32; 3], i64, foldhash::fast::FixedState>,
+    resources: usize,
+    /// Orders (id, body) and the reports and tasks waiting for them.
+    requests: Vec<(String, String)>,
+    deferred: Vec<Deferred>,
+    /// The last org and month seen: one resource's facts mostly share them.
+    last: [(String, Option<u32>); 2],
+}
+
+impl Tally {
+    fn id(&mut self, s: &str) -> u32 {
+        if let Some(&i) = self.ids.get(s) {
+            return i;
+        }
+        let i = self.names.len() as u32;
+        self.names.push(s.into());
+        self.ids.insert(s.into(), i);
+        i
+    }
+
+    fn id_at(&mut self, slot: usize, s: &str) -> u32 {
+        if let (text, Some(id)) = &self.last[slot]
+            && text == s
+        {
+            return *id;
+        }
+        let id = self.id(s);
+        let last = &mut self.last[slot];
+        last.0.clear();
+        last.0.push_str(s);
+        last.1 = Some(id);
+        id
+    }
+
+    fn add(&mut self, component: &str, org: &str, month: &str, v: i64) {
+        let key = [self.id(component), self.id_at(0, org), self.id_at(1, month)];
+        *self.sums.entry(key).or_insert(0) += v;
+    }
+
+    fn merge(mut self, other: Tally) -> Tally {
+        if self.sums.len() < other.sums.len() {
+            return other.merge(self);
+        }
+        for ([c, o, m], v) in other.sums {
+            self.add(
+                &other.names[c as usize],
+                &other.names[o as usize],
+                &other.names[m as usize],
+                v,
+            );
+        }
+        self.resources += other.resources;
+        self.requests.extend(other.requests);
+        self.deferred.extend(other.deferred);
+        self
+    }
+
+    fn into_table(self) -> BTreeMap<(String, String, String), i64> {
+        let name = |i: u32| self.names[i as usize].to_string();
+        self.sums
+            .iter()
+            .map(|(&[c, o, m], &v)| ((name(c), name(o), name(m)), v))
+            .collect()
     }
 }
 
