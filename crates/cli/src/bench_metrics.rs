@@ -2,7 +2,7 @@
 //!
 //! 1. Full recompute of every counter from the stored resources (and a check
 //!    that the live counters equal it).
-//! 2. The same encounter indicators computed by DuckDB (Python package) over
+//! 2. The same encounter and claim indicators computed by DuckDB (Python package) over
 //!    the same rows exported to CSV, with both times, the ratio and whether
 //!    the totals agree.
 //! 3. Over HTTP (server as a child process, `wrk`): cockpit pages and
@@ -37,7 +37,7 @@ pub struct BenchMetricsArgs {
 }
 
 /// The components DuckDB recomputes (see bench/metrics/duckdb_recompute.py).
-const COMPARED: [&str; 14] = [
+const COMPARED: [&str; 16] = [
     "visits",
     "visits_in_county",
     "visits_primary",
@@ -52,6 +52,8 @@ const COMPARED: [&str; 14] = [
     "enrollee_fund_outside",
     "enrollee_fund_inside",
     "enrollee_fund_county",
+    "claims",
+    "claim_amount",
 ];
 
 fn csv_field(s: &str) -> String {
@@ -77,7 +79,55 @@ fn charge(v: &Value, part: &str) -> i64 {
         .map_or(0, |f| f.0)
 }
 
-/// Writes encounters.csv and orgs.csv (the rows DuckDB reads); returns the rows.
+/// Calls `f` with every stored resource of a type (parsed) and its patient's community.
+fn each_body(
+    store: &Store,
+    rtype: &str,
+    mut f: impl FnMut(&Value, Option<&str>) -> Result<()>,
+) -> Result<()> {
+    let mut after = String::new();
+    loop {
+        let rows = store.db().read(|c| {
+            c.query(
+                "SELECT id, body, pcomm FROM resource WHERE rtype = ? AND deleted = 0 AND id > ? ORDER BY id LIMIT 50000",
+                &[rtype.into(), after.as_str().into()],
+            )
+        })?;
+        let Some(last) = rows.last() else { break };
+        after = last[0].as_str().unwrap_or("").to_string();
+        for r in &rows {
+            if let Some(v) = r[1]
+                .as_str()
+                .and_then(|b| serde_json::from_str::<Value>(b).ok())
+            {
+                f(&v, r[2].as_str())?;
+            }
+        }
+    }
+    Ok(())
+}
+
+fn org_of(v: &Value, key: &str) -> String {
+    csv_field(
+        v[key]["reference"]
+            .as_str()
+            .and_then(|s| s.strip_prefix("Organization/"))
+            .unwrap_or(""),
+    )
+}
+
+fn in_county_ext(v: &Value) -> String {
+    v["extension"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|e| e["url"] == EXT_IN_COUNTY)
+        .and_then(|e| e["valueBoolean"].as_bool())
+        .map_or(String::new(), |b| (b as i32).to_string())
+}
+
+/// Writes encounters.csv, claims.csv and orgs.csv (the rows DuckDB reads);
+/// returns the rows.
 fn export(store: &Store, dir: &std::path::Path) -> Result<usize> {
     let mut orgs = std::io::BufWriter::new(std::fs::File::create(dir.join("orgs.csv"))?);
     writeln!(orgs, "id,tier,kind,comm,lead")?;
@@ -92,60 +142,69 @@ fn export(store: &Store, dir: &std::path::Path) -> Result<usize> {
             n.lead as i32
         )?;
     }
+    orgs.flush()?;
+    let mut n = 0;
     let mut out = std::io::BufWriter::new(std::fs::File::create(dir.join("encounters.csv"))?);
     writeln!(
         out,
         "org,class,status,start,end,in_county_ext,pcomm,drugs,consumables,exams,services,insurance"
     )?;
-    let mut after = String::new();
-    let mut n = 0;
-    loop {
-        let rows = store.db().read(|c| {
-            c.query(
-                "SELECT id, body, pcomm FROM resource WHERE rtype = 'Encounter' AND deleted = 0 AND id > ? ORDER BY id LIMIT 50000",
-                &[after.as_str().into()],
-            )
-        })?;
-        let Some(last) = rows.last() else { break };
-        after = last[0].as_str().unwrap_or("").to_string();
-        for r in &rows {
-            let Some(v) = r[1]
-                .as_str()
-                .and_then(|b| serde_json::from_str::<Value>(b).ok())
-            else {
-                continue;
-            };
-            let org = v["serviceProvider"]["reference"]
-                .as_str()
-                .and_then(|s| s.strip_prefix("Organization/"))
-                .unwrap_or("");
-            let in_county = v["extension"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .find(|e| e["url"] == EXT_IN_COUNTY)
-                .and_then(|e| e["valueBoolean"].as_bool());
-            let parts: Vec<String> = CHARGE_PARTS
-                .iter()
-                .map(|p| charge(&v, p).to_string())
-                .collect();
-            writeln!(
-                out,
-                "{},{},{},{},{},{},{},{}",
-                csv_field(org),
-                v["class"]["code"].as_str().unwrap_or(""),
-                v["status"].as_str().unwrap_or(""),
-                v["period"]["start"].as_str().unwrap_or(""),
-                v["period"]["end"].as_str().unwrap_or(""),
-                in_county.map_or(String::new(), |b| (b as i32).to_string()),
-                r[2].as_str().unwrap_or(""),
-                parts.join(",")
-            )?;
-            n += 1;
-        }
-    }
+    each_body(store, "Encounter", |v, pcomm| {
+        let parts: Vec<String> = CHARGE_PARTS
+            .iter()
+            .map(|p| charge(v, p).to_string())
+            .collect();
+        writeln!(
+            out,
+            "{},{},{},{},{},{},{},{}",
+            org_of(v, "serviceProvider"),
+            v["class"]["code"].as_str().unwrap_or(""),
+            v["status"].as_str().unwrap_or(""),
+            v["period"]["start"].as_str().unwrap_or(""),
+            v["period"]["end"].as_str().unwrap_or(""),
+            in_county_ext(v),
+            pcomm.unwrap_or(""),
+            parts.join(",")
+        )?;
+        n += 1;
+        Ok(())
+    })?;
     out.flush()?;
-    orgs.flush()?;
+    let mut out = std::io::BufWriter::new(std::fs::File::create(dir.join("claims.csv"))?);
+    writeln!(
+        out,
+        "org,status,date,currency,total,in_county_ext,pcomm,linked"
+    )?;
+    each_body(store, "Claim", |v, pcomm| {
+        let linked = v["item"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .any(|i| i["encounter"].as_array().is_some_and(|a| !a.is_empty()));
+        let total = v["total"]["value"]
+            .as_number()
+            .and_then(|x| yigong_core::Fen::parse_yuan(&x.to_string()))
+            .map_or(String::new(), |f| f.0.to_string());
+        let date = v["billablePeriod"]["start"]
+            .as_str()
+            .or(v["created"].as_str())
+            .unwrap_or("");
+        writeln!(
+            out,
+            "{},{},{},{},{},{},{},{}",
+            org_of(v, "provider"),
+            v["status"].as_str().unwrap_or(""),
+            date,
+            v["total"]["currency"].as_str().unwrap_or(""),
+            total,
+            in_county_ext(v),
+            pcomm.unwrap_or(""),
+            linked as i32
+        )?;
+        n += 1;
+        Ok(())
+    })?;
+    out.flush()?;
     Ok(n)
 }
 
@@ -168,7 +227,7 @@ fn duckdb(store: &Store) -> Result<()> {
     let t = Instant::now();
     let rows = export(store, &dir)?;
     println!(
-        "导出:{rows} 条就诊记录写成 CSV,用时 {:.1} s(不计入两边的计算时间)",
+        "导出:{rows} 条就诊记录与结算单写成 CSV,用时 {:.1} s(不计入两边的计算时间)",
         t.elapsed().as_secs_f64()
     );
     let script = concat!(
@@ -252,7 +311,7 @@ pub fn run(args: BenchMetricsArgs) -> Result<()> {
         let d = LAST_DUCKDB.with(|d| d.get());
         if d > 0.0 {
             println!(
-                "对比:本系统全量重算(全部资源类型、全部指标,含 JSON 解析){:.1} s,DuckDB(仅就诊分量,读预先导出的平面 CSV){d:.1} s,比值 {:.2}",
+                "对比:本系统全量重算(全部资源类型、全部指标,含 JSON 解析){:.1} s,DuckDB(仅就诊与结算单分量,读预先导出的平面 CSV){d:.1} s,比值 {:.2}",
                 r.seconds,
                 r.seconds / d
             );

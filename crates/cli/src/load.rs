@@ -159,6 +159,10 @@ pub fn generate_into(
         );
     }
     store.set_bulk_load(false)?;
+    let configured = crate::demo_ops::seed(store, as_of)?;
+    if progress && configured > 0 {
+        println!("运营配置:{configured} 个医共体的医保预算、专项资金与考核周期");
+    }
     if progress {
         println!(
             "主索引:{} 条登记 → {} 人(自动关联 {} 条,待人工复核 {} 对)",

@@ -5,6 +5,7 @@ mod bench_care;
 mod bench_empi;
 mod bench_metrics;
 mod bench_rx;
+mod demo_ops;
 mod load;
 
 // glibc malloc serialises the generator and writer threads on its arena lock

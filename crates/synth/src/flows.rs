@@ -49,8 +49,9 @@ use yigong_care::requests::{self, Parties, ResultValue};
 use yigong_care::{Flow, Rules, plus_minutes, slots, task};
 use yigong_core::{Condition, Encounter, EncounterClass, OrgKind, Role, Sex, Title};
 
-/// The FHIR resource types the flows emit.
-pub const RESOURCE_TYPES: [&str; 9] = [
+/// The FHIR resource types emitted as [`crate::Item::Resource`]: the care
+/// flows', and the Claims of care outside the county (`claims.rs`).
+pub const RESOURCE_TYPES: [&str; 10] = [
     "ServiceRequest",
     "Task",
     "Observation",
@@ -60,6 +61,7 @@ pub const RESOURCE_TYPES: [&str; 9] = [
     "Appointment",
     "CarePlan",
     "DocumentReference",
+    "Claim",
 ];
 
 // Rates, per eligible encounter (calibrated so that 100 residents a year give

@@ -5,7 +5,8 @@
 //! two-way referrals, orders to the shared diagnostic centres with reports and
 //! critical values, remote consultations, and appointments on the clinics'
 //! slots, as raw FHIR resources built with the `yigong-care` builders
-//! ([`Item::Resource`]) — and the prescriptions of the last [`WINDOW_DAYS`]
+//! ([`Item::Resource`]), the insurance Claims of its enrollees' care outside the
+//! county (`claims.rs`) — and the prescriptions of the last [`WINDOW_DAYS`]
 //! days' visits, written against the shipped formulary, some with a problem
 //! put in on purpose for the review engine to find (`rx.rs`,
 //! [`Item::Prescription`]).
@@ -40,6 +41,7 @@
 //! ```
 
 mod care;
+mod claims;
 mod dist;
 mod duplicates;
 mod flows;
@@ -74,6 +76,8 @@ const STREAM_FLOWS: u64 = 5;
 const STREAM_SCHEDULES: u64 = 6;
 /// Prescriptions (one stream per household).
 const STREAM_RX: u64 = 7;
+/// Insurance claims of care outside the county (one stream per household).
+const STREAM_CLAIMS: u64 = 8;
 
 /// What to generate.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -136,6 +140,8 @@ pub struct Summary {
     pub appointments: usize,
     /// [`Item::Prescription`]s.
     pub prescriptions: usize,
+    /// Claims of care outside the county (no Encounter behind them).
+    pub claims: usize,
 }
 
 /// Streams the county in dependency order: all organisations (county node first,
@@ -188,6 +194,7 @@ pub fn generate_counted(params: &Params, sink: &mut dyn FnMut(Item)) -> Summary 
         let mut dup_rng = dist::substream(params.seed, STREAM_DUPLICATES, household);
         let mut flow_rng = dist::substream(params.seed, STREAM_FLOWS, household);
         let mut rx_rng = dist::substream(params.seed, STREAM_RX, household);
+        let mut claim_rng = dist::substream(params.seed, STREAM_CLAIMS, household);
         household += 1;
         for person in population.household(&mut rng, left) {
             left -= 1;
@@ -208,6 +215,7 @@ pub fn generate_counted(params: &Params, sink: &mut dyn FnMut(Item)) -> Summary 
                     .filter_map(|e| rx_model.for_encounter(&mut rx_rng, patient, e, &rx_county))
                     .collect::<Vec<_>>()
             };
+            let claims = claims::person(&mut claim_rng, &person, &conditions, params.as_of);
             let prescriptions = prescribe(&person.patient, &encounters);
             let duplicate_prescriptions = duplicate
                 .as_ref()
@@ -241,6 +249,11 @@ pub fn generate_counted(params: &Params, sink: &mut dyn FnMut(Item)) -> Summary 
             }
             for r in care {
                 sink(Item::Resource(r));
+            }
+            summary.claims += claims.len();
+            summary.resources += claims.len();
+            for c in claims {
+                sink(Item::Resource(c));
             }
         }
     }

@@ -358,6 +358,19 @@ fn check_resource(
                 yigong_care::codes::EXT_RECORDED_AT
             );
         }
+        "Claim" => {
+            assert_eq!(v["status"], "active");
+            assert_eq!(
+                v["provider"]["reference"],
+                format!("Organization/{}", yigong_synth::OUT_OF_COUNTY_ID)
+            );
+            assert_eq!(v["extension"][0]["valueBoolean"], false, "{name}");
+            assert_eq!(v["total"]["currency"], "CNY");
+            let fen = yigong_core::Fen::parse_yuan(&v["total"]["value"].to_string()).unwrap();
+            assert!(fen.0 > 0 && fen.0 <= 3_500 * 100, "{name}: {fen:?}");
+            assert!(v.get("item").is_none(), "{name}: no Encounter behind it");
+            in_year(v["created"].as_str().unwrap(), &name);
+        }
         t => panic!("unexpected {t}"),
     }
 }
