@@ -81,6 +81,48 @@ fn demo_generates_a_small_county_then_reuses_it() {
             .count(),
         251
     );
+    // Care outside the county reaches it as insurance Claims, and the
+    // operations centre is configured for the year of the data.
+    assert!(count(&store, "Claim") > 0);
+    let year: i32 = out
+        .split("就诊数据截至 ")
+        .nth(1)
+        .and_then(|t| t.get(..4))
+        .and_then(|y| y.parse().ok())
+        .expect("the demo names its as-of day");
+    let communities: Vec<String> = store
+        .org_tree()
+        .unwrap()
+        .into_iter()
+        .filter(|n| n.kind.as_deref() == Some("community"))
+        .map(|n| n.id)
+        .collect();
+    assert_eq!(communities.len(), 3);
+    for comm in &communities {
+        let budget = store.ops_budget(comm, year).unwrap().expect("budget");
+        assert_eq!(budget.input.reserve_bp, 300);
+        let fund = store.ops_fund(comm, year).unwrap().expect("special funds");
+        assert_eq!(
+            fund.entries.len(),
+            6,
+            "three purposes allocated, each partly spent"
+        );
+        assert!(store.ops_cycle(comm, year).unwrap().is_some());
+    }
+    let spending = store.ops_year_spending(&communities[0], year, 12).unwrap();
+    assert!(
+        spending.ytd().outside.0 > 0,
+        "care outside the county is charged to the package"
+    );
+    let claims = store
+        .metric_sums(
+            &yigong_store::metrics::Subject::County,
+            &["claims".to_string()],
+            "0000-01",
+            "9999-12",
+        )
+        .unwrap();
+    assert_eq!(claims.get("claims").copied(), Some(count(&store, "Claim")));
     let audit = store.audit_count().unwrap();
     drop(store);
     // A second run serves the same county without regenerating it.

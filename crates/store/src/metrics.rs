@@ -9,6 +9,7 @@ use crate::db::{Sql, Val};
 use crate::{Store, StoreError};
 use serde_json::Value;
 use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicI64, AtomicUsize, Ordering};
 use yigong_core::org::Tier;
 use yigong_metrics::indicators::{self, Catalogue, Context, Fact, OrgFacts};
 
@@ -363,6 +364,14 @@ impl Store {
     /// Rebuilds every counter from the stored resources (and the prescription
     /// tables) and reports how many live counters differed.
     pub fn metrics_recompute(&self) -> Result<Recompute, StoreError> {
+        self.metrics_recompute_sliced(SCAN_SLICE)
+    }
+
+    /// [`Store::metrics_recompute`] with the SQLite scan's slice of rowids set
+    /// (tests use one row per slice, so that every report and task is read
+    /// apart from its order); PostgreSQL ignores it.
+    pub fn metrics_recompute_sliced(&self, rows_per_slice: i64) -> Result<Recompute, StoreError> {
+        let rows_per_slice = rows_per_slice.max(1);
         let started = std::time::Instant::now();
         let known = self.db().read(|c| {
             let mut orgs = HashMap::new();
@@ -374,11 +383,10 @@ impl Store {
             }
             Ok(Known { orgs })
         })?;
-        let tally = match self.db().sqlite_reader() {
-            Some(_) => self.tally_sqlite(&known)?,
+        let mut tally = match self.db().sqlite_reader() {
+            Some(_) => self.tally_sqlite(&known, rows_per_slice)?,
             None => self.tally_paged(&known)?,
         };
-        let mut tally = known.finish(tally);
         // Prescription review counters.
         self.db().read(|c| {
             for r in c.query(
@@ -438,52 +446,132 @@ impl Store {
 /// SQLite: the resource table in rowid order, in parallel slices, each row's
 /// text borrowed from SQLite (a sequential scan: the primary-key order would
 /// visit the table's pages at random).
-const SCAN_SQL: &str = "SELECT rtype, id, body, pcomm FROM resource
+const SCAN_SQL: &str = "SELECT rowid, rtype, id, body, pcomm FROM resource
      WHERE rowid >= ?1 AND rowid < ?2 AND deleted = 0
        AND +rtype IN ('Encounter', 'Claim', 'DiagnosticReport', 'Task', 'PractitionerRole', 'ServiceRequest')";
 const SCAN_SLICE: i64 = 8_192;
+const DEFERRED_BATCH: usize = 1_024;
 
 impl Store {
-    fn tally_sqlite(&self, known: &Known) -> Result<Tally, StoreError> {
-        use rayon::prelude::*;
+    /// One scanning thread per core, each with its own connection and tally,
+    /// taking the next slice of rowids as it finishes one. Orders are only
+    /// noted (id → rowid) and reports and tasks deferred by rowid: they are
+    /// read again, with their orders, once the scan is done (keeping their
+    /// text instead cost gigabytes at a million residents).
+    fn tally_sqlite(&self, known: &Known, slice_rows: i64) -> Result<Tally, StoreError> {
         let max: i64 = self.scan_conn()?.query_row(
             "SELECT coalesce(max(rowid), 0) FROM resource",
             [],
             |r| r.get(0),
         )?;
-        (0..=max / SCAN_SLICE)
-            .into_par_iter()
-            .try_fold(
-                || (None, Tally::default()),
-                |(conn, mut tally), slice| {
-                    let conn = match conn {
-                        Some(c) => c,
-                        None => self.scan_conn()?,
+        let next = AtomicI64::new(0);
+        let scan = || -> Result<Tally, StoreError> {
+            let conn = self.scan_conn()?;
+            let mut stmt = conn.prepare_cached(SCAN_SQL)?;
+            let mut tally = Tally::default();
+            // The slice's orders: a report or task mostly follows its order closely.
+            let mut nearby: HashMap<String, String> = HashMap::new();
+            loop {
+                let slice = next.fetch_add(1, Ordering::Relaxed);
+                if slice * slice_rows > max {
+                    return Ok(tally);
+                }
+                nearby.clear();
+                let mut rows = stmt.query([slice * slice_rows, (slice + 1) * slice_rows])?;
+                while let Some(r) = rows.next()? {
+                    let rowid: i64 = r.get(0)?;
+                    // NOT NULL text columns, and pcomm text or NULL.
+                    let text = |i| {
+                        r.get_ref(i)
+                            .ok()
+                            .and_then(|v| v.as_str_or_null().ok().flatten())
                     };
-                    {
-                        let mut stmt = conn.prepare_cached(SCAN_SQL)?;
-                        let mut rows =
-                            stmt.query([slice * SCAN_SLICE, (slice + 1) * SCAN_SLICE])?;
-                        while let Some(r) = rows.next()? {
-                            // NOT NULL text columns, and pcomm text or NULL.
-                            let text = |i| {
-                                r.get_ref(i)
-                                    .ok()
-                                    .and_then(|v| v.as_str_or_null().ok().flatten())
-                            };
-                            let (rtype, id, body) = (
-                                text(0).unwrap_or(""),
-                                text(1).unwrap_or(""),
-                                text(2).unwrap_or(""),
-                            );
-                            known.count(&mut tally, rtype, id, body, text(3));
+                    let (rtype, id, body) = (
+                        text(1).unwrap_or(""),
+                        text(2).unwrap_or(""),
+                        text(3).unwrap_or(""),
+                    );
+                    match rtype {
+                        "ServiceRequest" => {
+                            tally.orders.push((id.to_string(), rowid));
+                            nearby.insert(id.to_string(), body.to_string());
                         }
+                        "DiagnosticReport" | "Task" => {
+                            let Ok(v) = serde_json::from_str::<Value>(body) else {
+                                tally.resources += 1;
+                                continue;
+                            };
+                            match request_id(rtype, &v) {
+                                Some(order) if !nearby.contains_key(order) => {
+                                    tally.deferred.push(rowid)
+                                }
+                                _ => {
+                                    let request =
+                                        |id: &str| serde_json::from_str(nearby.get(id)?).ok();
+                                    known.count_parsed(&mut tally, rtype, &v, text(4), &request);
+                                }
+                            }
+                        }
+                        _ => known.count(&mut tally, rtype, body, text(4), &|_| None),
                     }
-                    Ok::<_, StoreError>((Some(conn), tally))
-                },
-            )
-            .map(|r| r.map(|(_, tally)| tally))
-            .try_reduce(Tally::default, |a, b| Ok(a.merge(b)))
+                }
+            }
+        };
+        let mut total = self.on_scan_threads(scan)?;
+        // The other reports and tasks, read again by rowid beside their orders.
+        let orders: HashMap<String, i64> = std::mem::take(&mut total.orders).into_iter().collect();
+        total.deferred.sort_unstable();
+        let next = AtomicUsize::new(0);
+        let deferred = &total.deferred;
+        let later = || -> Result<Tally, StoreError> {
+            let conn = self.scan_conn()?;
+            let mut row =
+                conn.prepare_cached("SELECT rtype, body, pcomm FROM resource WHERE rowid = ?")?;
+            let order = std::cell::RefCell::new(
+                conn.prepare_cached("SELECT body FROM resource WHERE rowid = ?")?,
+            );
+            let request = |id: &str| -> Option<Value> {
+                let rowid = orders.get(id)?;
+                let body: String = order.borrow_mut().query_row([rowid], |r| r.get(0)).ok()?;
+                serde_json::from_str(&body).ok()
+            };
+            let mut tally = Tally::default();
+            loop {
+                let i = next.fetch_add(DEFERRED_BATCH, Ordering::Relaxed);
+                let Some(batch) = deferred
+                    .get(i..(i + DEFERRED_BATCH).min(deferred.len()))
+                    .filter(|b| !b.is_empty())
+                else {
+                    return Ok(tally);
+                };
+                for rowid in batch {
+                    let (rtype, body, pcomm): (String, String, Option<String>) =
+                        row.query_row([rowid], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
+                    known.count(&mut tally, &rtype, &body, pcomm.as_deref(), &request);
+                }
+            }
+        };
+        let part = self.on_scan_threads(later)?;
+        Ok(total.merge(part))
+    }
+
+    /// Runs `work` on one thread per core and merges what they counted.
+    fn on_scan_threads(
+        &self,
+        work: impl Fn() -> Result<Tally, StoreError> + Sync,
+    ) -> Result<Tally, StoreError> {
+        let threads = std::thread::available_parallelism().map_or(2, usize::from);
+        std::thread::scope(|s| {
+            let workers: Vec<_> = (0..threads).map(|_| s.spawn(&work)).collect();
+            let mut total = Tally::default();
+            for w in workers {
+                let part = w
+                    .join()
+                    .map_err(|_| StoreError::Database("重算线程崩溃".into()))??;
+                total = total.merge(part);
+            }
+            Ok(total)
+        })
     }
 
     fn scan_conn(&self) -> Result<ScanConn, StoreError> {
@@ -495,12 +583,14 @@ impl Store {
         Ok(ScanConn(conn))
     }
 
-    /// Any database: each type in id order, a page at a time.
+    /// Any database: each type in id order, a page at a time; orders first,
+    /// kept as text for the reports and tasks that refer to them.
     fn tally_paged(&self, known: &Known) -> Result<Tally, StoreError> {
         use rayon::prelude::*;
         let mut tally = Tally::default();
+        let mut orders: HashMap<String, String> = HashMap::new();
         self.db().read(|c| {
-            for rtype in ["Encounter", "Claim", "DiagnosticReport", "Task", "PractitionerRole", "ServiceRequest"] {
+            for rtype in ["ServiceRequest", "Encounter", "Claim", "DiagnosticReport", "Task", "PractitionerRole"] {
                 let mut after = String::new();
                 loop {
                     let rows = c.query(
@@ -509,12 +599,21 @@ impl Store {
                     )?;
                     let Some(last) = rows.last() else { break };
                     after = last[0].as_str().unwrap_or("").to_string();
+                    if rtype == "ServiceRequest" {
+                        for r in rows {
+                            let mut r = r.into_iter();
+                            if let (Some(id), Some(body)) = (r.next().and_then(Val::into_string), r.next().and_then(Val::into_string)) {
+                                orders.insert(id, body);
+                            }
+                        }
+                        continue;
+                    }
+                    let request = |id: &str| serde_json::from_str(orders.get(id)?).ok();
                     let part = rows
                         .par_chunks(1024)
                         .fold(Tally::default, |mut t, chunk| {
                             for r in chunk {
-                                let (id, body) = (r[0].as_str().unwrap_or(""), r[1].as_str().unwrap_or(""));
-                                known.count(&mut t, rtype, id, body, r[2].as_str());
+                                known.count(&mut t, rtype, r[1].as_str().unwrap_or(""), r[2].as_str(), &request);
                             }
                             t
                         })
@@ -550,75 +649,53 @@ struct Known {
     orgs: HashMap<String, Option<OrgFacts>>,
 }
 
-/// A report or task, kept until the orders it refers to have all been read.
-struct Deferred {
-    rtype: &'static str,
-    body: String,
-    pcomm: Option<String>,
-}
-
 impl Known {
-    /// Adds what one stored resource contributes; orders are kept, and the
-    /// reports and tasks that refer to them wait for [`Known::finish`].
-    fn count(&self, tally: &mut Tally, rtype: &str, id: &str, body: &str, pcomm: Option<&str>) {
-        let deferred = |rtype| Deferred {
-            rtype,
-            body: body.to_string(),
-            pcomm: pcomm.map(str::to_string),
-        };
-        match rtype {
-            "ServiceRequest" => tally.requests.push((id.to_string(), body.to_string())),
-            "DiagnosticReport" => tally.deferred.push(deferred("DiagnosticReport")),
-            "Task" => tally.deferred.push(deferred("Task")),
-            _ => self.count_with(tally, rtype, body, pcomm, &HashMap::new()),
-        }
-    }
-
-    fn count_with(
+    /// Adds what one stored resource contributes; `request` finds the order
+    /// (ServiceRequest) a report or task refers to.
+    fn count(
         &self,
         tally: &mut Tally,
         rtype: &str,
         body: &str,
         pcomm: Option<&str>,
-        requests: &HashMap<String, Value>,
+        request: &dyn Fn(&str) -> Option<Value>,
     ) {
-        tally.resources += 1;
-        let lookup = |id: &str| self.orgs.get(id).cloned().flatten();
-        let mut sink = |c: &str, o: &str, m: &str, v: i64| tally.add(c, o, m, v);
         if indicators::counts_from_text(rtype) {
+            tally.resources += 1;
+            let lookup = |id: &str| self.orgs.get(id).cloned().flatten();
             let ctx = Context {
                 org: &lookup,
                 patient_comm: pcomm,
                 request: None,
             };
-            indicators::contributions_of_text(rtype, body, &ctx, &mut sink);
+            indicators::contributions_of_text(rtype, body, &ctx, &mut |c, o, m, v| {
+                tally.add(c, o, m, v)
+            });
         } else if let Ok(v) = serde_json::from_str::<Value>(body) {
-            let request = request_id(rtype, &v).and_then(|id| requests.get(id));
-            let ctx = Context {
-                org: &lookup,
-                patient_comm: pcomm,
-                request,
-            };
-            indicators::contributions_each(rtype, &v, &ctx, &mut sink);
+            self.count_parsed(tally, rtype, &v, pcomm, request);
+        } else {
+            tally.resources += 1;
         }
     }
 
-    /// Counts the reports and tasks with the orders in hand.
-    fn finish(&self, mut tally: Tally) -> Tally {
-        use rayon::prelude::*;
-        let requests: HashMap<String, Value> = std::mem::take(&mut tally.requests)
-            .into_par_iter()
-            .filter_map(|(id, body)| Some((id, serde_json::from_str(&body).ok()?)))
-            .collect();
-        let deferred = std::mem::take(&mut tally.deferred);
-        let part = deferred
-            .par_iter()
-            .fold(Tally::default, |mut t, d| {
-                self.count_with(&mut t, d.rtype, &d.body, d.pcomm.as_deref(), &requests);
-                t
-            })
-            .reduce(Tally::default, Tally::merge);
-        tally.merge(part)
+    /// [`Known::count`] of a resource already parsed.
+    fn count_parsed(
+        &self,
+        tally: &mut Tally,
+        rtype: &str,
+        v: &Value,
+        pcomm: Option<&str>,
+        request: &dyn Fn(&str) -> Option<Value>,
+    ) {
+        tally.resources += 1;
+        let lookup = |id: &str| self.orgs.get(id).cloned().flatten();
+        let order = request_id(rtype, v).and_then(request);
+        let ctx = Context {
+            org: &lookup,
+            patient_comm: pcomm,
+            request: order.as_ref(),
+        };
+        indicators::contributions_each(rtype, v, &ctx, &mut |c, o, m, val| tally.add(c, o, m, val));
     }
 }
 
@@ -631,11 +708,14 @@ struct Tally {
     names: Vec<Box<str>>,
     sums: HashMap<[u32; 3], i64, foldhash::fast::FixedState>,
     resources: usize,
-    /// Orders (id, body) and the reports and tasks waiting for them.
-    requests: Vec<(String, String)>,
-    deferred: Vec<Deferred>,
+    /// Orders (id, rowid) and the reports and tasks (rowid) waiting for them.
+    orders: Vec<(String, i64)>,
+    deferred: Vec<i64>,
     /// The last org and month seen: one resource's facts mostly share them.
     last: [(String, Option<u32>); 2],
+    /// Component ids by the text's address (the rules' names are mostly
+    /// static), checked against the text itself before use.
+    by_address: Vec<(usize, u32)>,
 }
 
 impl Tally {
@@ -663,8 +743,28 @@ impl Tally {
         id
     }
 
+    fn component_id(&mut self, s: &str) -> u32 {
+        const SLOTS: usize = 64;
+        if self.by_address.is_empty() {
+            self.by_address = vec![(0, u32::MAX); SLOTS];
+        }
+        let address = s.as_ptr() as usize;
+        let slot = (address >> 3) % SLOTS;
+        let (at, id) = self.by_address[slot];
+        if at == address && id != u32::MAX && *self.names[id as usize] == *s {
+            return id;
+        }
+        let id = self.id(s);
+        self.by_address[slot] = (address, id);
+        id
+    }
+
     fn add(&mut self, component: &str, org: &str, month: &str, v: i64) {
-        let key = [self.id(component), self.id_at(0, org), self.id_at(1, month)];
+        let key = [
+            self.component_id(component),
+            self.id_at(0, org),
+            self.id_at(1, month),
+        ];
         *self.sums.entry(key).or_insert(0) += v;
     }
 
@@ -681,7 +781,7 @@ impl Tally {
             );
         }
         self.resources += other.resources;
-        self.requests.extend(other.requests);
+        self.orders.extend(other.orders);
         self.deferred.extend(other.deferred);
         self
     }

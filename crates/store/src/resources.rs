@@ -298,6 +298,7 @@ impl Store {
             reason,
             audit_each: true,
             trusted: false,
+            bulk: false,
             rules: &rules,
         };
         self.db().write(|tx| {
@@ -332,6 +333,7 @@ impl Store {
             reason: None,
             audit_each: false,
             trusted: true,
+            bulk: true,
             rules: &rules,
         };
         self.db().write(|tx| {
@@ -899,6 +901,10 @@ struct WriteCtx<'a> {
     /// Bulk loads and the server's own follow-on writes: the care rules take the
     /// body as it is (no side, transition or scope checks).
     trusted: bool,
+    /// A bulk load: the indicator counters are left to one recompute at the
+    /// end, which is cheaper than moving them record by record. (The server's
+    /// follow-on writes of an ordinary write move them like any write.)
+    bulk: bool,
     rules: &'a yigong_care::Rules,
 }
 
@@ -916,6 +922,7 @@ fn write_doc(
         reason,
         audit_each,
         trusted,
+        bulk,
         rules: _,
     } = *ctx;
     for (t, id) in &doc.refs {
@@ -1193,9 +1200,7 @@ fn write_doc(
     {
         cache.bump(d, i.clone(), 1);
     }
-    // Bulk loads (trusted) leave the counters to one recompute at the end,
-    // which is cheaper than moving them record by record.
-    if crate::metrics::is_metric_type(&doc.rtype) && !trusted {
+    if crate::metrics::is_metric_type(&doc.rtype) && !bulk {
         let old = existing
             .as_ref()
             .map(|(_, body, _, _, _, indexed)| (body.as_str(), indexed[2].as_deref()));

@@ -1398,3 +1398,61 @@ fn malformed_flows_are_refused_and_change_nothing() {
     assert_eq!(r.status, 422, "{}", r.text);
     assert_eq!(s.snapshot(), before);
 }
+
+/// The indicators the flows move (reports per centre, turnaround, referrals
+/// up) are kept live, and a full recompute gives the same counters on SQLite
+/// (also with every report and task read apart from its order) and PostgreSQL.
+fn flows_move_the_indicators_exactly(s: &TestServer) {
+    seed(s);
+    let (tdoc, hdoc) = (s.token("tdoc"), s.token("hdoc"));
+    assert_eq!(order_and_receive(s, "ecg9", "ECG12", None).status, 200);
+    let r = bundle(
+        s,
+        &hdoc,
+        &ecg_report("rep9", "ecg9", 72.0, "窦性心律", false),
+    );
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(refer(s, &tdoc, "ref9", "t1", "h1", "routine").status, 200);
+    assert_eq!(step(s, &hdoc, "ref9-task", "accepted", |_| {}).status, 200);
+    let comps: Vec<String> = [
+        "reports_ecg",
+        "exam_tat_count",
+        "ecg_tat_count",
+        "referrals_up",
+        "referral_responses",
+    ]
+    .map(String::from)
+    .to_vec();
+    let sums = |s: &TestServer| {
+        s.store
+            .metric_sums(
+                &yigong_store::metrics::Subject::County,
+                &comps,
+                "2000-01",
+                "2100-12",
+            )
+            .unwrap()
+    };
+    let live = sums(s);
+    for c in &comps {
+        assert_eq!(live.get(c).copied(), Some(1), "{c}: {live:?}");
+    }
+    for rows_per_slice in [1, 8_192] {
+        let r = s.store.metrics_recompute_sliced(rows_per_slice).unwrap();
+        assert_eq!(
+            r.differing, 0,
+            "recompute in slices of {rows_per_slice} rows"
+        );
+    }
+    assert_eq!(sums(s), live);
+}
+
+#[test]
+fn flows_move_the_indicators_exactly_on_sqlite() {
+    flows_move_the_indicators_exactly(&TestServer::start());
+}
+
+#[test]
+fn flows_move_the_indicators_exactly_on_postgres() {
+    on_postgres("care", |s| flows_move_the_indicators_exactly(&s));
+}
