@@ -383,24 +383,17 @@ impl Store {
             }
             Ok(Known { orgs })
         })?;
-        let mut tally = match self.db().sqlite_reader() {
-            Some(_) => self.tally_sqlite(&known, rows_per_slice)?,
-            None => self.tally_paged(&known)?,
-        };
-        // Prescription review counters.
-        self.db().read(|c| {
-            for r in c.query(
-                "SELECT p.inst, e.at, e.action FROM rx_event e JOIN rx_prescription p ON p.id = e.rx WHERE e.action IN ('pass', 'return', 'timeout-pass')",
-                &[],
-            )? {
-                let (Some(inst), Some(at)) = (r[0].as_str(), r[1].as_str()) else { continue };
-                let Some(month) = indicators::month_of(at) else { continue };
-                tally.add("rx_reviewed", inst, &month, 1);
-                if r[2].as_str() == Some("return") {
-                    tally.add("rx_intervened", inst, &month, 1);
-                }
-            }
-            Ok(())
+        // The prescription review counters on a thread of their own, beside the scan.
+        let tally = std::thread::scope(|s| {
+            let reviews = s.spawn(|| self.tally_reviews());
+            let resources = match self.db().sqlite_reader() {
+                Some(_) => self.tally_sqlite(&known, rows_per_slice),
+                None => self.tally_paged(&known),
+            };
+            let reviews = reviews
+                .join()
+                .map_err(|_| StoreError::Database("重算线程崩溃".into()))?;
+            Ok::<_, StoreError>(resources?.merge(reviews?))
         })?;
         let resources = tally.resources;
         let mut table = tally.into_table();
@@ -553,6 +546,26 @@ impl Store {
         };
         let part = self.on_scan_threads(later)?;
         Ok(total.merge(part))
+    }
+
+    /// Prescription review counters from the review events.
+    fn tally_reviews(&self) -> Result<Tally, StoreError> {
+        let mut tally = Tally::default();
+        self.db().read(|c| {
+            for r in c.query(
+                "SELECT p.inst, e.at, e.action FROM rx_event e JOIN rx_prescription p ON p.id = e.rx WHERE e.action IN ('pass', 'return', 'timeout-pass')",
+                &[],
+            )? {
+                let (Some(inst), Some(at)) = (r[0].as_str(), r[1].as_str()) else { continue };
+                let Some(month) = indicators::month_of(at) else { continue };
+                tally.add("rx_reviewed", inst, &month, 1);
+                if r[2].as_str() == Some("return") {
+                    tally.add("rx_intervened", inst, &month, 1);
+                }
+            }
+            Ok(())
+        })?;
+        Ok(tally)
     }
 
     /// Runs `work` on one thread per core and merges what they counted.
