@@ -9,11 +9,10 @@ pub trait Doc: Sized {
     fn as_str(&self) -> Option<&str>;
     fn as_bool(&self) -> Option<bool>;
     fn as_array(&self) -> Option<&[Self]>;
-    fn as_f64(&self) -> Option<f64>;
-    fn is_number(&self) -> bool;
     /// A number's decimal text exactly as serde_json writes it (money is read
     /// from this text, so both parsers must give the same one), except that
     /// negative zero is `0.0`: sonic-rs does not keep the sign of a zero.
+    /// `None` for anything that is not a number.
     fn number_text(&self) -> Option<String>;
     /// The JSON text, for messages.
     fn to_json(&self) -> String;
@@ -31,12 +30,6 @@ impl Doc for serde_json::Value {
     }
     fn as_array(&self) -> Option<&[Self]> {
         serde_json::Value::as_array(self).map(Vec::as_slice)
-    }
-    fn as_f64(&self) -> Option<f64> {
-        serde_json::Value::as_f64(self)
-    }
-    fn is_number(&self) -> bool {
-        serde_json::Value::is_number(self)
     }
     fn number_text(&self) -> Option<String> {
         let n = self.as_number()?;
@@ -62,12 +55,6 @@ impl Doc for sonic_rs::Value {
     }
     fn as_array(&self) -> Option<&[Self]> {
         sonic_rs::JsonContainerTrait::as_array(self).map(|a| &**a)
-    }
-    fn as_f64(&self) -> Option<f64> {
-        sonic_rs::JsonValueTrait::as_f64(self)
-    }
-    fn is_number(&self) -> bool {
-        sonic_rs::JsonValueTrait::is_number(self)
     }
     fn number_text(&self) -> Option<String> {
         use sonic_rs::JsonValueTrait;
@@ -146,9 +133,10 @@ mod tests {
             Doc::get(&arr_b[2], "d").and_then(Doc::as_bool)
         );
         assert_eq!(
-            Doc::get(&a, "n").and_then(Doc::as_f64),
-            Doc::get(&b, "n").and_then(Doc::as_f64)
+            Doc::get(&a, "n").and_then(Doc::number_text),
+            Doc::get(&b, "n").and_then(Doc::number_text)
         );
+        assert_eq!(Doc::get(&b, "s").and_then(Doc::number_text), None);
         assert!(Doc::get(&b, "missing").is_none());
     }
 }

@@ -590,7 +590,7 @@ fn money<J: Doc>(m: &J, what: &dyn std::fmt::Display) -> Result<Fen, String> {
     let Some(v) = m.get("value") else {
         return Err(format!("{what}缺少金额（value）"));
     };
-    let Some(text) = v.number_text().filter(|_| v.is_number()) else {
+    let Some(text) = v.number_text() else {
         return Err(format!(
             "{what}的金额必须是数字（单位元，最多两位小数），收到 {}",
             v.to_json()

@@ -378,7 +378,7 @@ impl Store {
             for r in c.query("SELECT id, tier, kind, comm, lead FROM org_tree", &[])? {
                 orgs.insert(
                     r[0].as_str().unwrap_or("").to_string(),
-                    Some(org_facts_of(&r[1..])),
+                    org_facts_of(&r[1..]),
                 );
             }
             Ok(Known { orgs })
@@ -386,9 +386,9 @@ impl Store {
         // The prescription review counters on a thread of their own, beside the scan.
         let tally = std::thread::scope(|s| {
             let reviews = s.spawn(|| self.tally_reviews());
-            let resources = match self.db().sqlite_reader() {
-                Some(_) => self.tally_sqlite(&known, rows_per_slice),
-                None => self.tally_paged(&known),
+            let resources = match self.db().dialect() {
+                crate::db::Dialect::Sqlite => self.tally_sqlite(&known, rows_per_slice),
+                crate::db::Dialect::Postgres => self.tally_paged(&known),
             };
             let reviews = reviews
                 .join()
@@ -659,7 +659,7 @@ impl Drop for ScanConn {
 
 /// What the recompute knows besides each row: the organisation tree.
 struct Known {
-    orgs: HashMap<String, Option<OrgFacts>>,
+    orgs: HashMap<String, OrgFacts>,
 }
 
 impl Known {
@@ -675,7 +675,7 @@ impl Known {
     ) {
         if indicators::counts_from_text(rtype) {
             tally.resources += 1;
-            let lookup = |id: &str| self.orgs.get(id).cloned().flatten();
+            let lookup = |id: &str| self.orgs.get(id).cloned();
             let ctx = Context {
                 org: &lookup,
                 patient_comm: pcomm,
@@ -701,7 +701,7 @@ impl Known {
         request: &dyn Fn(&str) -> Option<Value>,
     ) {
         tally.resources += 1;
-        let lookup = |id: &str| self.orgs.get(id).cloned().flatten();
+        let lookup = |id: &str| self.orgs.get(id).cloned();
         let order = request_id(rtype, v).and_then(request);
         let ctx = Context {
             org: &lookup,
@@ -726,9 +726,6 @@ struct Tally {
     deferred: Vec<i64>,
     /// The last org and month seen: one resource's facts mostly share them.
     last: [(String, Option<u32>); 2],
-    /// Component ids by the text's address (the rules' names are mostly
-    /// static), checked against the text itself before use.
-    by_address: Vec<(usize, u32)>,
 }
 
 impl Tally {
@@ -756,28 +753,8 @@ impl Tally {
         id
     }
 
-    fn component_id(&mut self, s: &str) -> u32 {
-        const SLOTS: usize = 64;
-        if self.by_address.is_empty() {
-            self.by_address = vec![(0, u32::MAX); SLOTS];
-        }
-        let address = s.as_ptr() as usize;
-        let slot = (address >> 3) % SLOTS;
-        let (at, id) = self.by_address[slot];
-        if at == address && id != u32::MAX && *self.names[id as usize] == *s {
-            return id;
-        }
-        let id = self.id(s);
-        self.by_address[slot] = (address, id);
-        id
-    }
-
     fn add(&mut self, component: &str, org: &str, month: &str, v: i64) {
-        let key = [
-            self.component_id(component),
-            self.id_at(0, org),
-            self.id_at(1, month),
-        ];
+        let key = [self.id(component), self.id_at(0, org), self.id_at(1, month)];
         *self.sums.entry(key).or_insert(0) += v;
     }
 

@@ -335,7 +335,7 @@ struct Planned {
 }
 
 /// Local clinic time (UTC+8) on `day`, between `from` and `to` minutes after midnight.
-fn local_time(rng: &mut impl Rng, day: NaiveDate, from: u32, to: u32) -> DateTime<Utc> {
+pub(crate) fn local_time(rng: &mut impl Rng, day: NaiveDate, from: u32, to: u32) -> DateTime<Utc> {
     let minute = rng.random_range(from..to);
     let local = day.and_time(NaiveTime::MIN) + Duration::minutes(minute as i64);
     Utc.from_utc_datetime(&(local - Duration::hours(8)))

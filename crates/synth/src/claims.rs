@@ -5,12 +5,14 @@
 //! Encounters with settled charges; what happens elsewhere reaches it only as
 //! a FHIR Claim whose `total` is the fund's share, with no Encounter behind it.
 
+use crate::care::local_time;
+use crate::dist::{pick, poisson};
 use crate::geography::OUT_OF_COUNTY_ID;
 use crate::people::Person;
-use chrono::{Duration, NaiveDate, NaiveTime, SecondsFormat, TimeZone, Utc};
+use chrono::{Duration, NaiveDate, SecondsFormat};
 use rand::Rng;
 use serde_json::{Value, json};
-use yigong_core::Condition;
+use yigong_core::{Condition, Fen};
 
 /// Claims per resident-year: everyone a little, more with age, most for the
 /// chronically ill who keep a specialist in the city.
@@ -37,20 +39,17 @@ pub fn person(
     let rate = BASE_RATE
         + if person.age >= 60 { ELDERLY_RATE } else { 0.0 }
         + if chronic { CHRONIC_RATE } else { 0.0 };
-    let n = crate::dist::poisson(rng, rate);
+    let n = poisson(rng, rate);
+    let kinds: Vec<(usize, u32)> = KINDS.iter().enumerate().map(|(i, k)| (i, k.1)).collect();
     (0..n)
         .map(|k| {
-            let weighted: Vec<(usize, u32)> =
-                KINDS.iter().enumerate().map(|(i, k)| (i, k.1)).collect();
-            let (label, _, lo, hi) = KINDS[crate::dist::pick(rng, &weighted)];
+            let (label, _, lo, hi) = KINDS[pick(rng, &kinds)];
             // Skewed towards the low end, as bills are.
             let u: f64 = rng.random::<f64>();
             let yuan = lo as f64 + (hi - lo) as f64 * u * u;
             let fen = (yuan * 100.0).round() as i64;
             let day = as_of - Duration::days(rng.random_range(0..365));
-            let minute = rng.random_range(8 * 60..18 * 60);
-            let local = day.and_time(NaiveTime::MIN) + Duration::minutes(minute);
-            let at = Utc.from_utc_datetime(&(local - Duration::hours(8)));
+            let at = local_time(rng, day, 8 * 60, 18 * 60);
             claim(
                 &format!("clm-{}-{k}", person.patient.id),
                 &person.patient.id,
@@ -63,8 +62,7 @@ pub fn person(
 }
 
 fn claim(id: &str, patient: &str, label: &str, fen: i64, at: String) -> Value {
-    let yuan: Value =
-        serde_json::from_str(&format!("{}.{:02}", fen / 100, fen % 100)).unwrap_or(json!(0));
+    let yuan: Value = serde_json::from_str(&Fen(fen).yuan_string()).unwrap_or(json!(0));
     json!({
         "resourceType": "Claim",
         "id": id,
