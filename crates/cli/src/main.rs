@@ -103,6 +103,10 @@ enum Cmd {
         data_dir: PathBuf,
         #[arg(long)]
         database_url: Option<String>,
+        /// Cut every resource's indicator input again first (otherwise only
+        /// when they are of another version than the rules).
+        #[arg(long)]
+        rebuild_inputs: bool,
     },
 }
 
@@ -208,9 +212,21 @@ fn main() -> Result<()> {
         Cmd::Recompute {
             data_dir,
             database_url,
+            rebuild_inputs,
         } => {
             let store = open(&data_dir, database_url.as_deref())?;
+            if rebuild_inputs {
+                let t = std::time::Instant::now();
+                let n = store.rebuild_metric_inputs()?;
+                println!(
+                    "重建指标输入:{n} 条,用时 {:.1} s",
+                    t.elapsed().as_secs_f64()
+                );
+            }
             let r = store.metrics_recompute()?;
+            if let Some(n) = r.rebuilt_inputs {
+                println!("指标输入版本不符,已先由资源重建 {n} 条(计入下面的用时)");
+            }
             println!(
                 "全量重算:{} 个资源 → {} 个计数器,用时 {:.1} s;与实时计数器不一致 {} 个{}",
                 r.resources,

@@ -683,7 +683,7 @@ fn encounter_charges<J: Doc>(v: &J) -> Result<Charges, String> {
     Ok(c)
 }
 
-#[derive(Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Care {
     Visit,
     Stay,
@@ -711,11 +711,17 @@ fn principal_dx<J: Doc>(v: &J) -> Option<String> {
     Icd10::parse(first).ok().map(|c| c.category().to_string())
 }
 
-fn in_county<J: Doc>(v: &J, facts: Option<&OrgFacts>) -> bool {
-    let said = ext(v, EXT_IN_COUNTY)
+/// Whether the resource itself says the care was in the county (the
+/// in-county extension; in the county unless it says otherwise).
+fn said_in_county<J: Doc>(v: &J) -> bool {
+    ext(v, EXT_IN_COUNTY)
         .and_then(|e| e.get("valueBoolean"))
         .and_then(J::as_bool)
-        .unwrap_or(true);
+        .unwrap_or(true)
+}
+
+/// In the county: as the resource says, and not at an institution outside it.
+fn in_county(said: bool, facts: Option<&OrgFacts>) -> bool {
     said && facts.is_none_or(|f| f.in_county)
 }
 
@@ -744,7 +750,26 @@ fn enrollee_money(
     }
 }
 
-fn encounter<J: Doc>(v: &J, ctx: &Context<'_>, out: &mut Out) -> Option<()> {
+/// What the Encounter rules read from one Encounter that counts: everything
+/// else they need comes from the organisation tree and the patient. Also the
+/// stored indicator input (see [`input_of`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct EncounterInput<'a> {
+    care: Care,
+    org: &'a str,
+    /// Local (Asia/Shanghai) dates of the period.
+    start: NaiveDate,
+    end: Option<NaiveDate>,
+    charges: Charges,
+    said_in_county: bool,
+    /// The principal diagnosis's three-character ICD-10 category.
+    dx: Option<Cow<'a, str>>,
+}
+
+/// `None` when the Encounter counts nothing (planned or cancelled, no class
+/// the indicators know, no institution, unreadable or reversed period, money
+/// the rules refuse).
+fn encounter_input<J: Doc>(v: &J) -> Option<EncounterInput<'_>> {
     if !counts_status(v.get("status").and_then(J::as_str)) {
         return None;
     }
@@ -758,15 +783,27 @@ fn encounter<J: Doc>(v: &J, ctx: &Context<'_>, out: &mut Out) -> Option<()> {
     if end.is_some_and(|e| e < start) {
         return None;
     }
-    let charges = encounter_charges(v).ok()?;
+    Some(EncounterInput {
+        care,
+        org,
+        start: local_date(start),
+        end: end.map(local_date),
+        charges: encounter_charges(v).ok()?,
+        said_in_county: said_in_county(v),
+        dx: principal_dx(v).map(Cow::Owned),
+    })
+}
+
+fn encounter_facts(e: &EncounterInput<'_>, ctx: &Context<'_>, out: &mut Out) {
+    let (org, charges, care) = (e.org, e.charges, e.care);
     let facts = (ctx.org)(org);
     let facts = facts.as_ref();
-    let in_county = in_county(v, facts);
+    let in_county = in_county(e.said_in_county, facts);
     let primary = in_county && facts.and_then(|f| f.tier).is_some_and(Tier::is_primary);
     let tcm = in_county && facts.and_then(|f| f.kind.as_deref()) == Some("tcm-hospital");
     let lead = in_county && facts.is_some_and(|f| f.lead);
-    let dx = principal_dx(v);
-    let start_month = month_str(local_date(start));
+    let dx = e.dx.as_deref();
+    let start_month = month_str(e.start);
 
     // Money counts where and when it was settled: the visit, or the discharge.
     let settle = |out: &mut Out, month: &str| {
@@ -803,7 +840,7 @@ fn encounter<J: Doc>(v: &J, ctx: &Context<'_>, out: &mut Out) -> Option<()> {
                 if tcm {
                     out.add("visits_tcm", org, &start_month, 1);
                 }
-                if let Some(dx) = &dx {
+                if let Some(dx) = dx {
                     out.add(&format!("visits_dx:{dx}"), org, &start_month, 1);
                 }
             }
@@ -822,13 +859,13 @@ fn encounter<J: Doc>(v: &J, ctx: &Context<'_>, out: &mut Out) -> Option<()> {
                     out.add("enrollee_admissions_in_county", comm, &start_month, 1);
                 }
             }
-            if let Some(end) = end {
-                let end_month = month_str(local_date(end));
+            if let Some(end) = e.end {
+                let end_month = month_str(end);
                 if in_county {
-                    let days = (local_date(end) - local_date(start)).num_days().max(1);
+                    let days = (end - e.start).num_days().max(1);
                     out.add("discharges_in_county", org, &end_month, 1);
                     out.add("inpatient_days_in_county", org, &end_month, days);
-                    if let Some(dx) = &dx {
+                    if let Some(dx) = dx {
                         out.add(&format!("discharges_dx:{dx}"), org, &end_month, 1);
                     }
                 }
@@ -836,7 +873,6 @@ fn encounter<J: Doc>(v: &J, ctx: &Context<'_>, out: &mut Out) -> Option<()> {
             }
         }
     }
-    Some(())
 }
 
 // ---------------------------------------------------------------------------
@@ -863,7 +899,19 @@ fn is_cny<J: Doc>(m: &J) -> bool {
     m.get("currency").is_none_or(|c| c.as_str() == Some("CNY"))
 }
 
-fn claim<J: Doc>(v: &J, ctx: &Context<'_>, out: &mut Out) -> Option<()> {
+/// What the Claim rules read from one Claim that counts (also its stored
+/// indicator input).
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct ClaimInput<'a> {
+    org: &'a str,
+    month: Cow<'a, str>,
+    amount: i64,
+    said_in_county: bool,
+}
+
+/// `None` when the Claim counts nothing (not active, tied to an Encounter,
+/// no provider or date, money the rules refuse).
+fn claim_input<J: Doc>(v: &J) -> Option<ClaimInput<'_>> {
     if v.get("status").and_then(J::as_str) != Some("active") || claim_linked(v) {
         return None;
     }
@@ -873,17 +921,173 @@ fn claim<J: Doc>(v: &J, ctx: &Context<'_>, out: &mut Out) -> Option<()> {
     if !is_cny(total) {
         return None;
     }
-    let amount = money(total, &"结算金额").ok()?.0;
+    Some(ClaimInput {
+        org,
+        month: Cow::Owned(month),
+        amount: money(total, &"结算金额").ok()?.0,
+        said_in_county: said_in_county(v),
+    })
+}
+
+fn claim_facts(c: &ClaimInput<'_>, ctx: &Context<'_>, out: &mut Out) {
+    let (org, month, amount) = (c.org, &*c.month, c.amount);
     let facts = (ctx.org)(org);
     let facts = facts.as_ref();
-    let in_county = in_county(v, facts);
-    out.add("claims", org, &month, 1);
-    out.add("claim_amount", org, &month, amount);
+    let in_county = in_county(c.said_in_county, facts);
+    out.add("claims", org, month, 1);
+    out.add("claim_amount", org, month, amount);
     if in_county {
-        out.add("fund_paid", org, &month, amount);
+        out.add("fund_paid", org, month, amount);
     }
-    enrollee_money(out, ctx, facts, in_county, &month, amount);
-    Some(())
+    enrollee_money(out, ctx, facts, in_county, month, amount);
+}
+
+// ---------------------------------------------------------------------------
+// Stored indicator inputs of Encounters and Claims
+// ---------------------------------------------------------------------------
+
+/// The format of [`input_of`]'s lines; stored inputs of another format are
+/// rebuilt from the resources. Bump it with any change to what the lines hold
+/// or to how [`encounter_input`] and [`claim_input`] read a resource.
+pub const INPUT_FORMAT: u32 = 1;
+
+/// The indicator input of an Encounter or Claim: one short line with exactly
+/// what its rules read (empty when it counts nothing), so that a full
+/// recompute reads a few dozen bytes per resource instead of its JSON and
+/// runs the same rules ([`contributions_of_input`]). `None` for other types.
+///
+/// Encounter: `care|start|end|drugs|consumables|exams|services|insurance|in-county|dx|org`
+/// (care `V` visit or `S` stay; dates as days from the common era, local;
+/// money in fen; the organisation last, so that it may hold any character).
+/// Claim: `month|amount|in-county|org`.
+pub fn input_of<J: Doc>(rtype: &str, body: &J) -> Option<String> {
+    use std::fmt::Write;
+    let mut line = String::new();
+    if body.get("resourceType").and_then(J::as_str) != Some(rtype) {
+        return matches!(rtype, "Encounter" | "Claim").then_some(line);
+    }
+    match rtype {
+        "Encounter" => {
+            if let Some(e) = encounter_input(body) {
+                let c = e.charges;
+                let _ = write!(
+                    line,
+                    "{}|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}",
+                    if e.care == Care::Visit { 'V' } else { 'S' },
+                    e.start.num_days_from_ce(),
+                    e.end
+                        .map(|d| d.num_days_from_ce().to_string())
+                        .unwrap_or_default(),
+                    c.drugs,
+                    c.consumables,
+                    c.exams,
+                    c.services,
+                    c.insurance,
+                    u8::from(e.said_in_county),
+                    e.dx.as_deref().unwrap_or(""),
+                    e.org
+                );
+            }
+        }
+        "Claim" => {
+            if let Some(c) = claim_input(body) {
+                let _ = write!(
+                    line,
+                    "{}|{}|{}|{}",
+                    c.month,
+                    c.amount,
+                    u8::from(c.said_in_county),
+                    c.org
+                );
+            }
+        }
+        _ => return None,
+    }
+    Some(line)
+}
+
+/// [`input_of`] from a resource's stored JSON text, parsed by sonic-rs
+/// (rebuilding the inputs of millions of resources); `None` for other types,
+/// an empty line when the text is not JSON.
+pub fn input_of_text(rtype: &str, text: &str) -> Option<String> {
+    if !has_input_line(rtype) {
+        return None;
+    }
+    match sonic_rs::from_str::<sonic_rs::Value>(text) {
+        Ok(v) => input_of(rtype, &v),
+        Err(_) => Some(String::new()),
+    }
+}
+
+/// Whether [`input_of`] gives this type a line.
+pub fn has_input_line(rtype: &str) -> bool {
+    matches!(rtype, "Encounter" | "Claim")
+}
+
+fn decode_encounter(line: &str) -> Option<EncounterInput<'_>> {
+    let mut f = line.splitn(11, '|');
+    let mut next = || f.next();
+    let care = match next()? {
+        "V" => Care::Visit,
+        "S" => Care::Stay,
+        _ => return None,
+    };
+    let day = |t: &str| NaiveDate::from_num_days_from_ce_opt(t.parse().ok()?);
+    let start = day(next()?)?;
+    let end = match next()? {
+        "" => None,
+        t => Some(day(t)?),
+    };
+    let mut money = [0i64; 5];
+    for m in &mut money {
+        *m = next()?.parse().ok()?;
+    }
+    let said_in_county = next()? == "1";
+    let dx = Some(next()?).filter(|d| !d.is_empty()).map(Cow::Borrowed);
+    Some(EncounterInput {
+        care,
+        start,
+        end,
+        charges: Charges {
+            drugs: money[0],
+            consumables: money[1],
+            exams: money[2],
+            services: money[3],
+            insurance: money[4],
+        },
+        said_in_county,
+        dx,
+        org: next()?,
+    })
+}
+
+fn decode_claim(line: &str) -> Option<ClaimInput<'_>> {
+    let mut f = line.splitn(4, '|');
+    Some(ClaimInput {
+        month: Cow::Borrowed(f.next()?),
+        amount: f.next()?.parse().ok()?,
+        said_in_county: f.next()? == "1",
+        org: f.next()?,
+    })
+}
+
+/// The facts of an Encounter or Claim from its stored input line: exactly
+/// those [`contributions`] gives for the resource.
+pub fn contributions_of_input(rtype: &str, line: &str, ctx: &Context<'_>, sink: &mut Sink<'_>) {
+    let mut out = Out { sink };
+    match rtype {
+        "Encounter" => {
+            if let Some(e) = decode_encounter(line) {
+                encounter_facts(&e, ctx, &mut out);
+            }
+        }
+        "Claim" => {
+            if let Some(c) = decode_claim(line) {
+                claim_facts(&c, ctx, &mut out);
+            }
+        }
+        _ => {}
+    }
 }
 
 // ---------------------------------------------------------------------------
@@ -1131,46 +1335,14 @@ pub fn contributions_each(rtype: &str, body: &Json, ctx: &Context<'_>, sink: &mu
     let mut out = Out { sink };
     if body.get("resourceType").and_then(Json::as_str) == Some(rtype) {
         let _ = match rtype {
-            "Encounter" => encounter(body, ctx, &mut out),
-            "Claim" => claim(body, ctx, &mut out),
+            "Encounter" => encounter_input(body).map(|e| encounter_facts(&e, ctx, &mut out)),
+            "Claim" => claim_input(body).map(|c| claim_facts(&c, ctx, &mut out)),
             "DiagnosticReport" => report(body, ctx, &mut out),
             "Task" => task(body, ctx, &mut out),
             "PractitionerRole" => secondment(body, ctx, &mut out),
             _ => None,
         };
     }
-}
-
-/// Whether [`contributions_of_text`] takes this type: the ones whose
-/// contributions need no [`Context::request`].
-pub fn counts_from_text(rtype: &str) -> bool {
-    matches!(rtype, "Encounter" | "Claim")
-}
-
-/// [`contributions_each`] for an Encounter or Claim given as stored JSON text,
-/// parsed by sonic-rs (the bulk of a full recompute). The same rules run on
-/// the same accessors, so the facts are exactly those of [`contributions`].
-/// Returns false when the text is not JSON or the type is not taken.
-pub fn contributions_of_text(
-    rtype: &str,
-    text: &str,
-    ctx: &Context<'_>,
-    sink: &mut Sink<'_>,
-) -> bool {
-    if !counts_from_text(rtype) {
-        return false;
-    }
-    let Ok(body) = sonic_rs::from_str::<sonic_rs::Value>(text) else {
-        return false;
-    };
-    let mut out = Out { sink };
-    if body.get("resourceType").and_then(Doc::as_str) == Some(rtype) {
-        let _ = match rtype {
-            "Encounter" => encounter(&body, ctx, &mut out),
-            _ => claim(&body, ctx, &mut out),
-        };
-    }
-    true
 }
 
 fn not_future(

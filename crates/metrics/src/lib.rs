@@ -17,6 +17,7 @@ pub mod doc;
 pub mod escalation;
 pub mod evaluation;
 pub mod indicators;
+pub mod input;
 pub mod measure;
 
 pub use budget::{

@@ -280,6 +280,7 @@ impl Store {
                     }
                 }
             }
+            metrics::mark_inputs_of_empty(tx)?;
             tx.exec(
                 "INSERT INTO meta (key, value) VALUES ('schema_version', ?) ON CONFLICT (key) DO NOTHING",
                 &[Val::Text(SCHEMA_VERSION.to_string())],
@@ -343,6 +344,7 @@ impl Store {
                 "ops_attest",
                 "ops_standard",
                 "metric_fact",
+                "metric_input",
                 "ph_ledger",
                 "ph_transit",
                 "ph_req_line",

@@ -4,6 +4,11 @@
 //! (`yigong_metrics::indicators::contributions`), in the same transaction. An
 //! indicator for any subject and period is then a few indexed sums, and a full
 //! recompute from the resources gives exactly the same table.
+//!
+//! The recompute reads each resource's indicator input (`metric_input`: the
+//! resource cut to the keys the rules read, written with it), about a fifth
+//! of the bytes of the resource table; inputs of another version than the
+//! rules' are rebuilt from the resources first.
 
 use crate::db::{Sql, Val};
 use crate::{Store, StoreError};
@@ -12,6 +17,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicI64, AtomicUsize, Ordering};
 use yigong_core::org::Tier;
 use yigong_metrics::indicators::{self, Catalogue, Context, Fact, OrgFacts};
+use yigong_metrics::input;
 
 /// Resource types whose writes move the counters.
 pub(crate) fn is_metric_type(rtype: &str) -> bool {
@@ -181,6 +187,54 @@ fn add_fact(
     Ok(())
 }
 
+/// Keeps a resource's indicator input beside it (same transaction).
+pub(crate) fn put_input(
+    tx: &mut dyn Sql,
+    rtype: &str,
+    id: &str,
+    pcomm: Option<&str>,
+    input: &str,
+) -> Result<(), StoreError> {
+    tx.exec(
+        "INSERT INTO metric_input (rtype, id, pcomm, body) VALUES (?, ?, ?, ?)
+         ON CONFLICT (rtype, id) DO UPDATE SET pcomm = excluded.pcomm, body = excluded.body",
+        &[rtype.into(), id.into(), pcomm.into(), input.into()],
+    )?;
+    Ok(())
+}
+
+pub const INPUT_VERSION_KEY: &str = "metric_input_version";
+
+fn input_types_sql() -> String {
+    input::INPUT_TYPES
+        .iter()
+        .map(|t| format!("'{t}'"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// At migration: a database holding no resource a recompute reads has every
+/// input already (none), so its inputs are marked current. Any other database
+/// without the mark gets its inputs rebuilt by the first recompute.
+pub(crate) fn mark_inputs_of_empty(tx: &mut dyn Sql) -> Result<(), StoreError> {
+    let any = tx
+        .query_one(
+            &format!(
+                "SELECT 1 FROM resource WHERE rtype IN ({}) LIMIT 1",
+                input_types_sql()
+            ),
+            &[],
+        )?
+        .is_some();
+    if !any {
+        tx.exec(
+            "INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO NOTHING",
+            &[INPUT_VERSION_KEY.into(), input::input_version().into()],
+        )?;
+    }
+    Ok(())
+}
+
 /// Adds counters the store itself owns (prescription review) in a transaction.
 pub(crate) fn bump(
     tx: &mut dyn Sql,
@@ -244,6 +298,8 @@ pub struct Recompute {
     /// Counters whose live value differed from the recomputed one (0 when the
     /// incremental maintenance is exact).
     pub differing: usize,
+    /// Indicator inputs rebuilt from the resources first (`None`: they were current).
+    pub rebuilt_inputs: Option<usize>,
     pub seconds: f64,
 }
 
@@ -373,6 +429,7 @@ impl Store {
     pub fn metrics_recompute_sliced(&self, rows_per_slice: i64) -> Result<Recompute, StoreError> {
         let rows_per_slice = rows_per_slice.max(1);
         let started = std::time::Instant::now();
+        let rebuilt = self.ensure_metric_inputs()?;
         let known = self.db().read(|c| {
             let mut orgs = HashMap::new();
             for r in c.query("SELECT id, tier, kind, comm, lead FROM org_tree", &[])? {
@@ -431,17 +488,97 @@ impl Store {
             resources,
             facts,
             differing,
+            rebuilt_inputs: rebuilt,
             seconds: started.elapsed().as_secs_f64(),
         })
     }
+
+    /// Rebuilds the indicator inputs from the resources when they are not of
+    /// the current version (a database from before they existed, or rules
+    /// that now read another key); returns how many it wrote, `None` when
+    /// they were current.
+    pub fn ensure_metric_inputs(&self) -> Result<Option<usize>, StoreError> {
+        if self.meta_get(INPUT_VERSION_KEY)? == Some(input::input_version()) {
+            return Ok(None);
+        }
+        self.rebuild_metric_inputs().map(Some)
+    }
+
+    /// Writes every resource's indicator input again, a page at a time: each
+    /// page is cut outside the writer (in parallel) and written only where the
+    /// resource is still at the version read (a write since has put its own).
+    pub fn rebuild_metric_inputs(&self) -> Result<usize, StoreError> {
+        use rayon::prelude::*;
+        let types = input_types_sql();
+        self.db().write(|tx| {
+            tx.exec(
+                &format!("DELETE FROM metric_input WHERE rtype NOT IN ({types})"),
+                &[],
+            )?;
+            tx.exec(
+                "DELETE FROM meta WHERE key = ?",
+                &[INPUT_VERSION_KEY.into()],
+            )?;
+            Ok(())
+        })?;
+        let sqlite = self.db().dialect() == crate::db::Dialect::Sqlite;
+        // SQLite pages by rowid (the table's own order, near write order);
+        // PostgreSQL by (rtype, id).
+        let page_sql = if sqlite {
+            format!(
+                "SELECT rowid, rtype, id, version, pcomm, body FROM resource WHERE rowid > ? AND deleted = 0 AND +rtype IN ({types}) ORDER BY rowid LIMIT 4096"
+            )
+        } else {
+            format!(
+                "SELECT 0, rtype, id, version, pcomm, body FROM resource WHERE (rtype, id) > (?, ?) AND deleted = 0 AND rtype IN ({types}) ORDER BY rtype, id LIMIT 4096"
+            )
+        };
+        let mut after: (i64, String, String) = (0, String::new(), String::new());
+        let mut written = 0;
+        loop {
+            let params: Vec<Val> = if sqlite {
+                vec![Val::Int(after.0)]
+            } else {
+                vec![after.1.as_str().into(), after.2.as_str().into()]
+            };
+            let rows = self.db().read(|c| c.query(&page_sql, &params))?;
+            let Some(last) = rows.last() else { break };
+            after = (
+                last[0].as_int().unwrap_or(0),
+                last[1].as_str().unwrap_or("").to_string(),
+                last[2].as_str().unwrap_or("").to_string(),
+            );
+            let cut: Vec<(&str, &str, i64, Option<&str>, String)> = rows
+                .par_iter()
+                .filter_map(|r| {
+                    let (rtype, id, body) = (r[1].as_str()?, r[2].as_str()?, r[5].as_str()?);
+                    let text = input::input_of_text(rtype, body)?.into_owned();
+                    Some((rtype, id, r[3].as_int().unwrap_or(0), r[4].as_str(), text))
+                })
+                .collect();
+            self.db().write(|tx| {
+                for (rtype, id, version, pcomm, text) in &cut {
+                    tx.exec(
+                        "INSERT INTO metric_input (rtype, id, pcomm, body)
+                         SELECT ?, ?, ?, ? WHERE EXISTS (SELECT 1 FROM resource WHERE rtype = ? AND id = ? AND version = ?)
+                         ON CONFLICT (rtype, id) DO UPDATE SET pcomm = excluded.pcomm, body = excluded.body",
+                        &[(*rtype).into(), (*id).into(), (*pcomm).into(), text.as_str().into(), (*rtype).into(), (*id).into(), Val::Int(*version)],
+                    )?;
+                }
+                Ok(())
+            })?;
+            written += cut.len();
+        }
+        self.meta_set(INPUT_VERSION_KEY, &input::input_version())?;
+        Ok(written)
+    }
 }
 
-/// SQLite: the resource table in rowid order, in parallel slices, each row's
-/// text borrowed from SQLite (a sequential scan: the primary-key order would
-/// visit the table's pages at random).
-const SCAN_SQL: &str = "SELECT rowid, rtype, id, body, pcomm FROM resource
-     WHERE rowid >= ?1 AND rowid < ?2 AND deleted = 0
-       AND +rtype IN ('Encounter', 'Claim', 'DiagnosticReport', 'Task', 'PractitionerRole', 'ServiceRequest')";
+/// SQLite: the indicator inputs in rowid order, in parallel slices, each
+/// row's text borrowed from SQLite (a sequential scan: the primary-key order
+/// would visit the table's pages at random).
+const SCAN_SQL: &str =
+    "SELECT rowid, rtype, id, body, pcomm FROM metric_input WHERE rowid >= ?1 AND rowid < ?2";
 const SCAN_SLICE: i64 = 8_192;
 const DEFERRED_BATCH: usize = 1_024;
 
@@ -453,7 +590,7 @@ impl Store {
     /// text instead cost gigabytes at a million residents).
     fn tally_sqlite(&self, known: &Known, slice_rows: i64) -> Result<Tally, StoreError> {
         let max: i64 = self.scan_conn()?.query_row(
-            "SELECT coalesce(max(rowid), 0) FROM resource",
+            "SELECT coalesce(max(rowid), 0) FROM metric_input",
             [],
             |r| r.get(0),
         )?;
@@ -519,9 +656,9 @@ impl Store {
         let later = || -> Result<Tally, StoreError> {
             let conn = self.scan_conn()?;
             let mut row =
-                conn.prepare_cached("SELECT rtype, body, pcomm FROM resource WHERE rowid = ?")?;
+                conn.prepare_cached("SELECT rtype, body, pcomm FROM metric_input WHERE rowid = ?")?;
             let order = std::cell::RefCell::new(
-                conn.prepare_cached("SELECT body FROM resource WHERE rowid = ?")?,
+                conn.prepare_cached("SELECT body FROM metric_input WHERE rowid = ?")?,
             );
             let request = |id: &str| -> Option<Value> {
                 let rowid = orders.get(id)?;
@@ -607,7 +744,7 @@ impl Store {
                 let mut after = String::new();
                 loop {
                     let rows = c.query(
-                        "SELECT id, body, pcomm FROM resource WHERE rtype = ? AND deleted = 0 AND id > ? ORDER BY id LIMIT 20000",
+                        "SELECT id, body, pcomm FROM metric_input WHERE rtype = ? AND id > ? ORDER BY id LIMIT 20000",
                         &[rtype.into(), after.as_str().into()],
                     )?;
                     let Some(last) = rows.last() else { break };
@@ -663,8 +800,9 @@ struct Known {
 }
 
 impl Known {
-    /// Adds what one stored resource contributes; `request` finds the order
-    /// (ServiceRequest) a report or task refers to.
+    /// Adds what one stored indicator input contributes (a line for an
+    /// Encounter or Claim, the resource's JSON otherwise); `request` finds the
+    /// order (ServiceRequest) a report or task refers to.
     fn count(
         &self,
         tally: &mut Tally,
@@ -673,7 +811,7 @@ impl Known {
         pcomm: Option<&str>,
         request: &dyn Fn(&str) -> Option<Value>,
     ) {
-        if indicators::counts_from_text(rtype) {
+        if indicators::has_input_line(rtype) {
             tally.resources += 1;
             let lookup = |id: &str| self.orgs.get(id).cloned();
             let ctx = Context {
@@ -681,7 +819,7 @@ impl Known {
                 patient_comm: pcomm,
                 request: None,
             };
-            indicators::contributions_of_text(rtype, body, &ctx, &mut |c, o, m, v| {
+            indicators::contributions_of_input(rtype, body, &ctx, &mut |c, o, m, v| {
                 tally.add(c, o, m, v)
             });
         } else if let Ok(v) = serde_json::from_str::<Value>(body) {

@@ -1200,6 +1200,9 @@ fn write_doc(
     {
         cache.bump(d, i.clone(), 1);
     }
+    if let Some(input) = yigong_metrics::input::input_text(&doc.rtype, &doc.body, &body) {
+        crate::metrics::put_input(tx, &doc.rtype, &doc.id, pcomm.as_deref(), &input)?;
+    }
     if crate::metrics::is_metric_type(&doc.rtype) && !bulk {
         let old = existing
             .as_ref()

@@ -264,7 +264,50 @@ fn run(s: &TestServer) {
     // The live counters equal a full recompute.
     let r = s.store.metrics_recompute().unwrap();
     assert_eq!(r.differing, 0, "live counters drifted from the recompute");
+    assert_eq!(
+        r.rebuilt_inputs, None,
+        "inputs written with the resources are current"
+    );
     assert!(r.resources >= 4);
+
+    // Inputs of another version are rebuilt from the resources before the
+    // recompute reads them: emptied lines would otherwise lose every visit.
+    s.store
+        .db()
+        .write(|tx| {
+            tx.exec(
+                "UPDATE metric_input SET body = '' WHERE rtype = 'Encounter'",
+                &[],
+            )
+        })
+        .unwrap();
+    s.store
+        .meta_set(yigong_store::metrics::INPUT_VERSION_KEY, "0:older")
+        .unwrap();
+    let r = s.store.metrics_recompute().unwrap();
+    assert!(r.rebuilt_inputs.is_some_and(|n| n >= 4), "{r:?}");
+    assert_eq!(r.differing, 0, "rebuilt inputs give the live counters");
+    let r = s.store.metrics_recompute().unwrap();
+    assert_eq!((r.rebuilt_inputs, r.differing), (None, 0));
+    // Without the rebuild the emptied lines are read as they are (and the
+    // recompute reports and corrects the difference), which the forced
+    // rebuild then undoes.
+    s.store
+        .db()
+        .write(|tx| {
+            tx.exec(
+                "UPDATE metric_input SET body = '' WHERE rtype = 'Encounter'",
+                &[],
+            )
+        })
+        .unwrap();
+    assert!(s.store.metrics_recompute().unwrap().differing > 0);
+    assert!(s.store.rebuild_metric_inputs().unwrap() >= 4);
+    assert!(
+        s.store.metrics_recompute().unwrap().differing > 0,
+        "the counters were corrected to the emptied lines"
+    );
+    assert_eq!(s.store.metrics_recompute().unwrap().differing, 0);
 
     // Every Measure and the reports are valid FHIR R4.
     let list = s.get(&admin, "/fhir/Measure").json();

@@ -9,3 +9,13 @@ CREATE TABLE IF NOT EXISTS metric_fact (
   PRIMARY KEY (component, org, month)
 );
 CREATE INDEX IF NOT EXISTS metric_fact_org ON metric_fact (org, month);
+
+-- The indicator input of every resource a recompute reads: the resource cut
+-- to the keys the rules read (yigong_metrics::input), written with it.
+CREATE TABLE IF NOT EXISTS metric_input (
+  rtype TEXT COLLATE "C" NOT NULL,
+  id TEXT COLLATE "C" NOT NULL,
+  pcomm TEXT COLLATE "C",
+  body TEXT NOT NULL,
+  PRIMARY KEY (rtype, id)
+);

@@ -9,3 +9,14 @@ CREATE TABLE IF NOT EXISTS metric_fact (
   PRIMARY KEY (component, org, month)
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS metric_fact_org ON metric_fact (org, month);
+
+-- The indicator input of every resource a recompute reads: the resource cut
+-- to the keys the rules read (yigong_metrics::input), written with it. A rowid
+-- table, so a scan in rowid order finds reports near their orders.
+CREATE TABLE IF NOT EXISTS metric_input (
+  rtype TEXT NOT NULL,
+  id TEXT NOT NULL,
+  pcomm TEXT,
+  body TEXT NOT NULL,
+  PRIMARY KEY (rtype, id)
+);
