@@ -943,13 +943,13 @@ fn claim_facts(c: &ClaimInput<'_>, ctx: &Context<'_>, out: &mut Out) {
 }
 
 // ---------------------------------------------------------------------------
-// Stored indicator inputs of Encounters and Claims
+// Stored indicator inputs
 // ---------------------------------------------------------------------------
 
 /// The format of [`input_of`]'s lines; stored inputs of another format are
 /// rebuilt from the resources. Bump it with any change to what the lines hold
 /// or to how [`encounter_input`] and [`claim_input`] read a resource.
-pub const INPUT_FORMAT: u32 = 1;
+pub const INPUT_FORMAT: u32 = 2;
 
 /// The indicator input of an Encounter or Claim: one short line with exactly
 /// what its rules read (empty when it counts nothing), so that a full
@@ -1006,22 +1006,65 @@ pub fn input_of<J: Doc>(rtype: &str, body: &J) -> Option<String> {
     Some(line)
 }
 
-/// [`input_of`] from a resource's stored JSON text, parsed by sonic-rs
-/// (rebuilding the inputs of millions of resources); `None` for other types,
-/// an empty line when the text is not JSON.
+/// The indicator input of any resource given as serde_json's value: the
+/// line of [`input_of`] for an Encounter or Claim; for a Task,
+/// DiagnosticReport or ServiceRequest a small JSON object with what the task
+/// and report rules read of it (empty when it counts nothing); `None` for
+/// other types.
+pub fn input_of_json(rtype: &str, body: &Json) -> Option<String> {
+    if matches!(rtype, "Encounter" | "Claim") {
+        return input_of(rtype, body);
+    }
+    if !has_input_line(rtype) {
+        return None;
+    }
+    if body.get("resourceType").and_then(Json::as_str) != Some(rtype) {
+        return Some(String::new());
+    }
+    let line = match rtype {
+        "Task" => task_input(body).map(|t| serde_json::to_string(&t)),
+        "DiagnosticReport" => report_input(body).map(|r| serde_json::to_string(&r)),
+        _ => request_input(body).map(|r| serde_json::to_string(&r)),
+    };
+    Some(line.and_then(Result::ok).unwrap_or_default())
+}
+
+/// [`input_of_json`] from a resource's stored JSON text (rebuilding the
+/// inputs; Encounters and Claims parsed by sonic-rs); an empty line when the
+/// text is not JSON.
 pub fn input_of_text(rtype: &str, text: &str) -> Option<String> {
     if !has_input_line(rtype) {
         return None;
     }
-    match sonic_rs::from_str::<sonic_rs::Value>(text) {
-        Ok(v) => input_of(rtype, &v),
+    if matches!(rtype, "Encounter" | "Claim") {
+        return match sonic_rs::from_str::<sonic_rs::Value>(text) {
+            Ok(v) => input_of(rtype, &v),
+            Err(_) => Some(String::new()),
+        };
+    }
+    match serde_json::from_str::<Json>(text) {
+        Ok(v) => input_of_json(rtype, &v),
         Err(_) => Some(String::new()),
     }
 }
 
-/// Whether [`input_of`] gives this type a line.
+/// Whether [`input_of_json`] gives this type a line.
 pub fn has_input_line(rtype: &str) -> bool {
-    matches!(rtype, "Encounter" | "Claim")
+    matches!(
+        rtype,
+        "Encounter" | "Claim" | "Task" | "DiagnosticReport" | "ServiceRequest"
+    )
+}
+
+/// The order (ServiceRequest id) a Task's or DiagnosticReport's input line
+/// refers to.
+pub fn input_request(rtype: &str, line: &str) -> Option<String> {
+    match rtype {
+        "Task" => serde_json::from_str::<TaskInput>(line).ok()?.request,
+        "DiagnosticReport" => serde_json::from_str::<ReportInput>(line).ok()?.request,
+        _ => None,
+    }
+    .map(Cow::into_owned)
 }
 
 fn decode_encounter(line: &str) -> Option<EncounterInput<'_>> {
@@ -1071,10 +1114,18 @@ fn decode_claim(line: &str) -> Option<ClaimInput<'_>> {
     })
 }
 
-/// The facts of an Encounter or Claim from its stored input line: exactly
-/// those [`contributions`] gives for the resource.
-pub fn contributions_of_input(rtype: &str, line: &str, ctx: &Context<'_>, sink: &mut Sink<'_>) {
+/// The facts of a resource from its stored input line ([`input_of_json`]):
+/// exactly those [`contributions`] gives for the resource. `request` gives
+/// the input line of an order (by id), for tasks and reports.
+pub fn contributions_of_input(
+    rtype: &str,
+    line: &str,
+    request: &dyn Fn(&str) -> Option<String>,
+    ctx: &Context<'_>,
+    sink: &mut Sink<'_>,
+) {
     let mut out = Out { sink };
+    let order = |id: Option<&str>| id.and_then(request);
     match rtype {
         "Encounter" => {
             if let Some(e) = decode_encounter(line) {
@@ -1084,6 +1135,24 @@ pub fn contributions_of_input(rtype: &str, line: &str, ctx: &Context<'_>, sink: 
         "Claim" => {
             if let Some(c) = decode_claim(line) {
                 claim_facts(&c, ctx, &mut out);
+            }
+        }
+        "Task" => {
+            if let Ok(t) = serde_json::from_str::<TaskInput>(line) {
+                let r = order(t.request.as_deref());
+                let r = r
+                    .as_deref()
+                    .and_then(|r| serde_json::from_str::<RequestInput>(r).ok());
+                task_facts(&t, r.as_ref(), ctx, &mut out);
+            }
+        }
+        "DiagnosticReport" => {
+            if let Ok(d) = serde_json::from_str::<ReportInput>(line) {
+                let r = order(d.request.as_deref());
+                let r = r
+                    .as_deref()
+                    .and_then(|r| serde_json::from_str::<RequestInput>(r).ok());
+                report_facts(&d, r.as_ref(), ctx, &mut out);
             }
         }
         _ => {}
@@ -1119,7 +1188,57 @@ fn report_kind(v: &Json) -> Option<CentreKind> {
         .find_map(centre_of_category)
 }
 
-fn report(v: &Json, ctx: &Context<'_>, out: &mut Out) -> Option<()> {
+/// What the report and task rules read from the order (ServiceRequest) a
+/// report answers or a task tracks; also the order's stored indicator input.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+struct RequestInput<'a> {
+    #[serde(borrow)]
+    flow: Cow<'a, str>,
+    #[serde(borrow)]
+    requester: Option<Cow<'a, str>>,
+    out_of_county: bool,
+    #[serde(borrow)]
+    direction: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    item: Option<Cow<'a, str>>,
+}
+
+fn request_input(r: &Json) -> Option<RequestInput<'static>> {
+    let r = yigong_care::requests::read(r).ok().flatten()?;
+    Some(RequestInput {
+        flow: Cow::Borrowed(r.flow.code()),
+        requester: r.requester_org.map(Cow::Owned),
+        out_of_county: r.out_of_county,
+        direction: r.direction.map(Cow::Owned),
+        item: r.item.map(Cow::Owned),
+    })
+}
+
+/// The id of the order a report (`basedOn`) or task (`focus`) refers to.
+fn request_ref<'a>(v: &'a Json, key: &str) -> Option<&'a str> {
+    let r = match key {
+        "basedOn" => v.get("basedOn")?.get(0)?,
+        _ => v.get(key)?,
+    };
+    r.get("reference")?
+        .as_str()?
+        .strip_prefix("ServiceRequest/")
+}
+
+/// What the report rules read from a signed DiagnosticReport.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+struct ReportInput<'a> {
+    #[serde(borrow)]
+    component: Cow<'a, str>,
+    #[serde(borrow)]
+    org: Cow<'a, str>,
+    #[serde(borrow)]
+    month: Cow<'a, str>,
+    #[serde(borrow)]
+    request: Option<Cow<'a, str>>,
+}
+
+fn report_input(v: &Json) -> Option<ReportInput<'_>> {
     let status = v.get("status").and_then(Json::as_str);
     if !matches!(status, Some("final" | "amended" | "corrected" | "appended")) {
         return None;
@@ -1143,24 +1262,33 @@ fn report(v: &Json, ctx: &Context<'_>, out: &mut Out) -> Option<()> {
     let when = s(v, &["issued"])
         .or_else(|| s(v, &["effectiveDateTime"]))
         .or_else(|| s(v, &["effectivePeriod", "end"]))?;
-    let month = month_of(when)?;
     let component = match kind {
         CentreKind::Imaging => "reports_imaging",
         CentreKind::Ecg => "reports_ecg",
         CentreKind::Lab => "reports_lab",
         CentreKind::Pathology => "reports_pathology",
     };
-    out.add(component, org, &month, 1);
-    if kind == CentreKind::Ecg
-        && let Some(requester) = ctx
-            .request
-            .and_then(|r| yigong_care::requests::read(r).ok().flatten())
-            .and_then(|r| r.requester_org)
-        && (ctx.org)(&requester).and_then(|f| f.tier) == Some(Tier::Village)
+    Some(ReportInput {
+        component: Cow::Borrowed(component),
+        org: Cow::Borrowed(org),
+        month: Cow::Owned(month_of(when)?),
+        request: request_ref(v, "basedOn").map(Cow::Borrowed),
+    })
+}
+
+fn report_facts(
+    r: &ReportInput<'_>,
+    request: Option<&RequestInput<'_>>,
+    ctx: &Context<'_>,
+    out: &mut Out,
+) {
+    out.add(&r.component, &r.org, &r.month, 1);
+    if r.component == "reports_ecg"
+        && let Some(requester) = request.and_then(|q| q.requester.as_deref())
+        && (ctx.org)(requester).and_then(|f| f.tier) == Some(Tier::Village)
     {
-        out.add("ecg_reports_village", &requester, &month, 1);
+        out.add("ecg_reports_village", requester, &r.month, 1);
     }
-    Some(())
 }
 
 // ---------------------------------------------------------------------------
@@ -1174,33 +1302,78 @@ fn minutes_between(a: &str, b: &str) -> Option<(i64, DateTime<FixedOffset>)> {
     (m >= 0).then_some((m, b))
 }
 
-fn task(v: &Json, ctx: &Context<'_>, out: &mut Out) -> Option<()> {
+/// What the task rules read from a referral or exam Task.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+struct TaskInput<'a> {
+    #[serde(borrow)]
+    flow: Cow<'a, str>,
+    #[serde(borrow)]
+    state: Cow<'a, str>,
+    #[serde(borrow)]
+    requester: Cow<'a, str>,
+    #[serde(borrow)]
+    owner: Cow<'a, str>,
+    #[serde(borrow)]
+    authored: Option<Cow<'a, str>>,
+    /// When it was requested (the step, else when authored).
+    #[serde(borrow)]
+    requested: Option<Cow<'a, str>>,
+    /// The first accepted or rejected step.
+    #[serde(borrow)]
+    responded: Option<Cow<'a, str>>,
+    /// The last reported step.
+    #[serde(borrow)]
+    reported: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    request: Option<Cow<'a, str>>,
+}
+
+fn task_input(v: &Json) -> Option<TaskInput<'_>> {
     let t = yigong_care::task::read(v).ok()??;
-    let requester = t.requester.as_deref()?;
-    let owner = t.owner.as_deref()?;
+    if !matches!(t.flow, Flow::Referral | Flow::Exam) {
+        return None;
+    }
     let steps = yigong_care::task::steps(v);
-    let requested_at = steps
-        .iter()
-        .find(|(s, _)| s == "requested")
-        .map(|(_, at)| at.as_str())
-        .or(t.authored.as_deref());
-    let request = ctx
-        .request
-        .and_then(|r| yigong_care::requests::read(r).ok().flatten())
-        .filter(|r| r.flow == t.flow);
-    match t.flow {
+    let at = |found: Option<&(String, String)>| found.map(|(_, at)| Cow::Owned(at.clone()));
+    let requested = at(steps.iter().find(|(s, _)| s == "requested"))
+        .or_else(|| t.authored.clone().map(Cow::Owned));
+    Some(TaskInput {
+        flow: Cow::Borrowed(t.flow.code()),
+        requester: Cow::Owned(t.requester?),
+        owner: Cow::Owned(t.owner?),
+        state: Cow::Owned(t.state),
+        authored: t.authored.map(Cow::Owned),
+        requested,
+        responded: at(steps
+            .iter()
+            .find(|(s, _)| s == "accepted" || s == "rejected")),
+        reported: at(steps.iter().rev().find(|(s, _)| s == "reported")),
+        request: request_ref(v, "focus").map(Cow::Borrowed),
+    })
+}
+
+fn task_facts(
+    t: &TaskInput<'_>,
+    request: Option<&RequestInput<'_>>,
+    ctx: &Context<'_>,
+    out: &mut Out,
+) -> Option<()> {
+    let (requester, owner) = (&*t.requester, &*t.owner);
+    let requested_at = t.requested.as_deref();
+    let request = request.filter(|r| r.flow == t.flow);
+    match Flow::from_code(&t.flow)? {
         Flow::Referral => {
             let counted = matches!(
-                t.state.as_str(),
+                &*t.state,
                 "accepted" | "scheduled" | "arrived" | "completed"
             );
-            let out_of_county = match &request {
+            let out_of_county = match request {
                 Some(r) => r.out_of_county,
                 None => requester == owner,
             };
             let direction = if out_of_county {
                 Some("out")
-            } else if let Some(d) = request.as_ref().and_then(|r| r.direction.as_deref()) {
+            } else if let Some(d) = request.and_then(|r| r.direction.as_deref()) {
                 Some(if d == "up" { "up" } else { "down" })
             } else {
                 let level = |o: &str| (ctx.org)(o).and_then(|f| f.tier).map(Tier::level);
@@ -1223,9 +1396,7 @@ fn task(v: &Json, ctx: &Context<'_>, out: &mut Out) -> Option<()> {
             }
             if !out_of_county
                 && let Some(from) = requested_at
-                && let Some((_, at)) = steps
-                    .iter()
-                    .find(|(s, _)| s == "accepted" || s == "rejected")
+                && let Some(at) = t.responded.as_deref()
                 && let Some((minutes, when)) = minutes_between(from, at)
             {
                 let month = month_str(local_date(when));
@@ -1235,14 +1406,13 @@ fn task(v: &Json, ctx: &Context<'_>, out: &mut Out) -> Option<()> {
         }
         Flow::Exam if t.state == "reported" => {
             let from = requested_at?;
-            let (_, at) = steps.iter().rev().find(|(s, _)| s == "reported")?;
-            let (minutes, when) = minutes_between(from, at)?;
+            let (minutes, when) = minutes_between(from, t.reported.as_deref()?)?;
             let month = month_str(local_date(when));
             out.add("exam_tat_count", owner, &month, 1);
             out.add("exam_tat_minutes", owner, &month, minutes);
             match request
-                .and_then(|r| r.item)
-                .and_then(|i| exams::item(&i))
+                .and_then(|r| r.item.as_deref())
+                .and_then(exams::item)
                 .map(|i| i.kind)
             {
                 Some(CentreKind::Imaging) => {
@@ -1337,8 +1507,14 @@ pub fn contributions_each(rtype: &str, body: &Json, ctx: &Context<'_>, sink: &mu
         let _ = match rtype {
             "Encounter" => encounter_input(body).map(|e| encounter_facts(&e, ctx, &mut out)),
             "Claim" => claim_input(body).map(|c| claim_facts(&c, ctx, &mut out)),
-            "DiagnosticReport" => report(body, ctx, &mut out),
-            "Task" => task(body, ctx, &mut out),
+            "DiagnosticReport" => report_input(body).map(|r| {
+                let request = ctx.request.and_then(request_input);
+                report_facts(&r, request.as_ref(), ctx, &mut out)
+            }),
+            "Task" => task_input(body).and_then(|t| {
+                let request = ctx.request.and_then(request_input);
+                task_facts(&t, request.as_ref(), ctx, &mut out)
+            }),
             "PractitionerRole" => secondment(body, ctx, &mut out),
             _ => None,
         };

@@ -1,12 +1,12 @@
 //! The indicator input: what a full recompute reads of each resource. The
 //! store keeps it beside the resource, written in the same transaction.
 //!
-//! Encounters and Claims (nearly all of a county's counted resources) are
-//! kept as one short line holding exactly what their rules read
-//! ([`indicators::input_of`]); a recompute runs the same rules on it
+//! Encounters, Claims, Tasks, DiagnosticReports and ServiceRequests are kept
+//! as one short line holding exactly what their rules read
+//! ([`indicators::input_of_json`]); a recompute runs the same rules on it
 //! ([`indicators::contributions_of_input`]) and reads a few dozen bytes per
-//! resource instead of a kilobyte of JSON. Reports, tasks, orders and roles
-//! are few and are kept whole.
+//! resource instead of a kilobyte or two of JSON. PractitionerRoles are few
+//! and are kept whole.
 
 use crate::indicators;
 use serde_json::Value as Json;
@@ -37,7 +37,7 @@ pub fn input_version() -> String {
 /// types that are not inputs.
 pub fn input_text<'a>(rtype: &str, body: &Json, text: &'a str) -> Option<Cow<'a, str>> {
     if indicators::has_input_line(rtype) {
-        return indicators::input_of(rtype, body).map(Cow::Owned);
+        return indicators::input_of_json(rtype, body).map(Cow::Owned);
     }
     is_input_type(rtype).then_some(Cow::Borrowed(text))
 }
@@ -68,7 +68,7 @@ mod tests {
         let line = input_text("Encounter", &e, &text).unwrap();
         assert_eq!(line, "S|739617|739621|0|0|0|0|0|1|I10|o-1");
         assert_eq!(input_of_text("Encounter", &text), Some(line));
-        assert_eq!(indicators::INPUT_FORMAT, 1);
+        assert_eq!(indicators::INPUT_FORMAT, 2);
         let c = json!({"resourceType": "Claim", "status": "active", "provider": {"reference": "Organization/x"},
             "created": "2026-03-31T20:00:00Z", "total": {"value": 12.5, "currency": "CNY"}});
         assert_eq!(
@@ -89,13 +89,16 @@ mod tests {
 
     #[test]
     fn other_inputs_are_kept_whole() {
-        let task = json!({"resourceType": "Task", "id": "t", "status": "requested"});
-        let text = task.to_string();
+        let role = json!({"resourceType": "PractitionerRole", "id": "r", "active": true});
+        let text = role.to_string();
         assert_eq!(
-            input_text("Task", &task, &text).as_deref(),
+            input_text("PractitionerRole", &role, &text).as_deref(),
             Some(text.as_str())
         );
+        // A Task that is neither a referral nor an exam counts nothing.
+        let task = json!({"resourceType": "Task", "id": "t", "status": "requested"});
+        assert_eq!(input_text("Task", &task, "").as_deref(), Some(""));
         assert_eq!(input_text("Patient", &json!({}), "{}"), None);
-        assert!(input_version().starts_with("1:Encounter,Claim"));
+        assert!(input_version().starts_with("2:Encounter,Claim"));
     }
 }

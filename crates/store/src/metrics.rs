@@ -5,10 +5,11 @@
 //! indicator for any subject and period is then a few indexed sums, and a full
 //! recompute from the resources gives exactly the same table.
 //!
-//! The recompute reads each resource's indicator input (`metric_input`: the
-//! resource cut to the keys the rules read, written with it), about a fifth
-//! of the bytes of the resource table; inputs of another version than the
-//! rules' are rebuilt from the resources first.
+//! The recompute reads each resource's indicator input (`metric_input`, see
+//! `yigong_metrics::input`: a short line with what the rules read, written
+//! with the resource), about a twentieth of the resource table's bytes;
+//! inputs of another format than the rules' are rebuilt from the resources
+//! first.
 
 use crate::db::{Sql, Val};
 use crate::{Store, StoreError};
@@ -627,19 +628,13 @@ impl Store {
                             nearby.insert(id.to_string(), body.to_string());
                         }
                         "DiagnosticReport" | "Task" => {
-                            let Ok(v) = serde_json::from_str::<Value>(body) else {
-                                tally.resources += 1;
-                                continue;
-                            };
-                            match request_id(rtype, &v) {
-                                Some(order) if !nearby.contains_key(order) => {
+                            match indicators::input_request(rtype, body) {
+                                Some(order) if !nearby.contains_key(&order) => {
                                     tally.deferred.push(rowid)
                                 }
-                                _ => {
-                                    let request =
-                                        |id: &str| serde_json::from_str(nearby.get(id)?).ok();
-                                    known.count_parsed(&mut tally, rtype, &v, text(4), &request);
-                                }
+                                _ => known.count(&mut tally, rtype, body, text(4), &|id| {
+                                    nearby.get(id).cloned()
+                                }),
                             }
                         }
                         _ => known.count(&mut tally, rtype, body, text(4), &|_| None),
@@ -660,10 +655,9 @@ impl Store {
             let order = std::cell::RefCell::new(
                 conn.prepare_cached("SELECT body FROM metric_input WHERE rowid = ?")?,
             );
-            let request = |id: &str| -> Option<Value> {
+            let request = |id: &str| -> Option<String> {
                 let rowid = orders.get(id)?;
-                let body: String = order.borrow_mut().query_row([rowid], |r| r.get(0)).ok()?;
-                serde_json::from_str(&body).ok()
+                order.borrow_mut().query_row([rowid], |r| r.get(0)).ok()
             };
             let mut tally = Tally::default();
             loop {
@@ -758,7 +752,7 @@ impl Store {
                         }
                         continue;
                     }
-                    let request = |id: &str| serde_json::from_str(orders.get(id)?).ok();
+                    let request = |id: &str| orders.get(id).cloned();
                     let part = rows
                         .par_chunks(1024)
                         .fold(Tally::default, |mut t, chunk| {
@@ -800,73 +794,61 @@ struct Known {
 }
 
 impl Known {
-    /// Adds what one stored indicator input contributes (a line for an
-    /// Encounter or Claim, the resource's JSON otherwise); `request` finds the
-    /// order (ServiceRequest) a report or task refers to.
+    /// Adds what one stored indicator input contributes (a line for most
+    /// types, the resource's JSON for roles); `request` finds the input line
+    /// of the order (ServiceRequest) a report or task refers to.
     fn count(
         &self,
         tally: &mut Tally,
         rtype: &str,
-        body: &str,
+        input: &str,
         pcomm: Option<&str>,
-        request: &dyn Fn(&str) -> Option<Value>,
-    ) {
-        if indicators::has_input_line(rtype) {
-            tally.resources += 1;
-            let lookup = |id: &str| self.orgs.get(id).cloned();
-            let ctx = Context {
-                org: &lookup,
-                patient_comm: pcomm,
-                request: None,
-            };
-            indicators::contributions_of_input(rtype, body, &ctx, &mut |c, o, m, v| {
-                tally.add(c, o, m, v)
-            });
-        } else if let Ok(v) = serde_json::from_str::<Value>(body) {
-            self.count_parsed(tally, rtype, &v, pcomm, request);
-        } else {
-            tally.resources += 1;
-        }
-    }
-
-    /// [`Known::count`] of a resource already parsed.
-    fn count_parsed(
-        &self,
-        tally: &mut Tally,
-        rtype: &str,
-        v: &Value,
-        pcomm: Option<&str>,
-        request: &dyn Fn(&str) -> Option<Value>,
+        request: &dyn Fn(&str) -> Option<String>,
     ) {
         tally.resources += 1;
         let lookup = |id: &str| self.orgs.get(id).cloned();
-        let order = request_id(rtype, v).and_then(request);
         let ctx = Context {
             org: &lookup,
             patient_comm: pcomm,
-            request: order.as_ref(),
+            request: None,
         };
-        indicators::contributions_each(rtype, v, &ctx, &mut |c, o, m, val| tally.add(c, o, m, val));
+        let sink = &mut |c: &str, o: &str, m: &str, v| tally.add(c, o, m, v);
+        if indicators::has_input_line(rtype) {
+            indicators::contributions_of_input(rtype, input, request, &ctx, sink);
+        } else if let Ok(v) = serde_json::from_str::<Value>(input) {
+            indicators::contributions_each(rtype, &v, &ctx, sink);
+        }
     }
 }
 
-/// Counter sums keyed by interned (component, org, month): a full recompute
-/// adds tens of millions of facts, and three look-ups of borrowed text cost far
-/// less than building three Strings per fact.
-#[derive(Default)]
+/// Counter sums of a full recompute, which adds tens of millions of facts:
+/// names are interned, and the sums of one (org, month) are a vector indexed
+/// by component, so a fact costs one look-up of its component's name.
 struct Tally {
-    ids: HashMap<Box<str>, u32, foldhash::fast::FixedState>,
-    names: Vec<Box<str>>,
-    sums: HashMap<[u32; 3], i64, foldhash::fast::FixedState>,
+    /// Component names and their dense indexes.
+    components: Interner,
+    /// Organisation and month names.
+    places: Interner,
+    /// (org, month) → its cell: the sums of every component there, indexed
+    /// by component (one resource's facts mostly fall in one or two cells, so
+    /// a fact is an add into a vector already in cache).
+    cells: HashMap<[u32; 2], u32, foldhash::fast::FixedState>,
+    sums: Vec<([u32; 2], Vec<i64>)>,
+    /// The last two cells used, by their names.
+    recent: [(String, String, u32); 2],
     resources: usize,
     /// Orders (id, rowid) and the reports and tasks (rowid) waiting for them.
     orders: Vec<(String, i64)>,
     deferred: Vec<i64>,
-    /// The last org and month seen: one resource's facts mostly share them.
-    last: [(String, Option<u32>); 2],
 }
 
-impl Tally {
+#[derive(Default)]
+struct Interner {
+    ids: HashMap<Box<str>, u32, foldhash::fast::FixedState>,
+    names: Vec<Box<str>>,
+}
+
+impl Interner {
     fn id(&mut self, s: &str) -> u32 {
         if let Some(&i) = self.ids.get(s) {
             return i;
@@ -877,37 +859,85 @@ impl Tally {
         i
     }
 
-    fn id_at(&mut self, slot: usize, s: &str) -> u32 {
-        if let (text, Some(id)) = &self.last[slot]
-            && text == s
-        {
-            return *id;
+    fn name(&self, i: u32) -> &str {
+        &self.names[i as usize]
+    }
+}
+
+impl Default for Tally {
+    fn default() -> Tally {
+        Tally {
+            components: Interner::default(),
+            places: Interner::default(),
+            cells: HashMap::default(),
+            sums: Vec::new(),
+            recent: [
+                (String::new(), String::new(), u32::MAX),
+                (String::new(), String::new(), u32::MAX),
+            ],
+            resources: 0,
+            orders: Vec::new(),
+            deferred: Vec::new(),
         }
-        let id = self.id(s);
-        let last = &mut self.last[slot];
-        last.0.clear();
-        last.0.push_str(s);
-        last.1 = Some(id);
-        id
+    }
+}
+
+impl Tally {
+    fn cell(&mut self, org: &str, month: &str) -> u32 {
+        for k in 0..2 {
+            let (o, m, c) = &self.recent[k];
+            if *c != u32::MAX && o == org && m == month {
+                let c = *c;
+                // Keep the hit first: the next fact most likely lands there again.
+                self.recent.swap(0, k);
+                return c;
+            }
+        }
+        let key = [self.places.id(org), self.places.id(month)];
+        let n = self.sums.len() as u32;
+        let cell = *self.cells.entry(key).or_insert(n);
+        if cell == n {
+            self.sums.push((key, Vec::new()));
+        }
+        self.recent.swap(0, 1);
+        let first = &mut self.recent[0];
+        first.0.clear();
+        first.0.push_str(org);
+        first.1.clear();
+        first.1.push_str(month);
+        first.2 = cell;
+        cell
     }
 
     fn add(&mut self, component: &str, org: &str, month: &str, v: i64) {
-        let key = [self.id(component), self.id_at(0, org), self.id_at(1, month)];
-        *self.sums.entry(key).or_insert(0) += v;
+        let comp = self.components.id(component) as usize;
+        let cell = self.cell(org, month) as usize;
+        let sums = &mut self.sums[cell].1;
+        if sums.len() <= comp {
+            sums.resize(comp + 1, 0);
+        }
+        sums[comp] += v;
+    }
+
+    /// Every (component, org, month) with its sum, zeros included.
+    fn each(&self, mut f: impl FnMut(&str, &str, &str, i64)) {
+        for ([org, month], sums) in &self.sums {
+            let (org, month) = (self.places.name(*org), self.places.name(*month));
+            for (comp, &v) in sums.iter().enumerate() {
+                f(self.components.name(comp as u32), org, month, v);
+            }
+        }
     }
 
     fn merge(mut self, other: Tally) -> Tally {
         if self.sums.len() < other.sums.len() {
             return other.merge(self);
         }
-        for ([c, o, m], v) in other.sums {
-            self.add(
-                &other.names[c as usize],
-                &other.names[o as usize],
-                &other.names[m as usize],
-                v,
-            );
-        }
+        other.each(|c, o, m, v| {
+            if v != 0 {
+                self.add(c, o, m, v)
+            }
+        });
         self.resources += other.resources;
         self.orders.extend(other.orders);
         self.deferred.extend(other.deferred);
@@ -915,11 +945,13 @@ impl Tally {
     }
 
     fn into_table(self) -> BTreeMap<(String, String, String), i64> {
-        let name = |i: u32| self.names[i as usize].to_string();
-        self.sums
-            .iter()
-            .map(|(&[c, o, m], &v)| ((name(c), name(o), name(m)), v))
-            .collect()
+        let mut table = BTreeMap::new();
+        self.each(|c, o, m, v| {
+            if v != 0 {
+                table.insert((c.to_string(), o.to_string(), m.to_string()), v);
+            }
+        });
+        table
     }
 }
 
