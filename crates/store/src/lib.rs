@@ -281,6 +281,18 @@ impl Store {
                 }
             }
             metrics::mark_inputs_of_empty(tx)?;
+            // A database from before resident_count: count its residents once.
+            if tx
+                .query_one("SELECT 1 FROM meta WHERE key = 'resident_count'", &[])?
+                .is_none()
+            {
+                tx.exec("DELETE FROM resident_count", &[])?;
+                tx.exec(
+                    "INSERT INTO resident_count (comm, n) SELECT pcomm, count(*) FROM resource WHERE rtype = 'Patient' AND pcomm IS NOT NULL GROUP BY pcomm",
+                    &[],
+                )?;
+                tx.exec("INSERT INTO meta (key, value) VALUES ('resident_count', '1')", &[])?;
+            }
             tx.exec(
                 "INSERT INTO meta (key, value) VALUES ('schema_version', ?) ON CONFLICT (key) DO NOTHING",
                 &[Val::Text(SCHEMA_VERSION.to_string())],
@@ -373,6 +385,7 @@ impl Store {
                 "resource_history",
                 "resource",
                 "encounter_month",
+                "resident_count",
             ] {
                 tx.exec(&format!("DELETE FROM {t}"), &[])?;
             }

@@ -281,7 +281,9 @@ impl Subject {
             Subject::Community(c) => {
                 params.push(c.as_str().into());
                 params.push(c.as_str().into());
-                " AND (f.org = ? OR f.org IN (SELECT id FROM org_tree WHERE comm = ?))".into()
+                // One list of organisations (not an OR, which would make the
+                // database test every row of the component).
+                " AND f.org IN (SELECT id FROM org_tree WHERE comm = ? UNION ALL SELECT ?)".into()
             }
             Subject::Institution(i) => {
                 params.push(i.as_str().into());

@@ -221,21 +221,17 @@ impl Store {
         }
         self.db().read(|c| {
             let month = if by_month { "f.month" } else { "''" };
-            // Per community the database groups (a handful of rows come back);
-            // per institution the rows are one per institution and month
-            // anyway, so they come straight off the primary key and are kept
-            // here when the tree says the organisation is an institution.
-            let tree: HashMap<String, (Option<String>, Option<String>)> = match level {
-                OrgLevel::Community => HashMap::new(),
-                OrgLevel::Institution => c
-                    .query("SELECT id, inst, comm FROM org_tree", &[])?
-                    .into_iter()
-                    .map(|r| {
-                        let mut r = Cols::new(r);
-                        (r.s(), (r.os(), r.os()))
-                    })
-                    .collect(),
-            };
+            // The database sums per organisation (and month); the tree then
+            // says which institution or community each organisation counts
+            // for (a join per counter row cost more than the sums).
+            let tree: HashMap<String, (Option<String>, Option<String>)> = c
+                .query("SELECT id, inst, comm FROM org_tree", &[])?
+                .into_iter()
+                .map(|r| {
+                    let mut r = Cols::new(r);
+                    (r.s(), (r.os(), r.os()))
+                })
+                .collect();
             for comp in components.iter().filter(|c| !c.ends_with(":*")) {
                 let mut p: Vec<Val> = vec![comp.as_str().into(), first.into(), last.into()];
                 let filter = match within {
@@ -244,38 +240,40 @@ impl Store {
                         p.push(i.as_str().into());
                         " AND f.org = ?"
                     }
-                    Subject::Community(cm) if level == OrgLevel::Community => {
+                    Subject::Community(cm) => {
                         p.push(cm.as_str().into());
                         p.push(cm.as_str().into());
-                        " AND (f.org = ? OR t.comm = ?)"
+                        " AND f.org IN (SELECT id FROM org_tree WHERE comm = ? UNION ALL SELECT ?)"
                     }
-                    Subject::Community(_) => "",
                 };
-                let sql = match level {
-                    OrgLevel::Community => format!(
-                        "SELECT COALESCE(t.comm, f.org), {month}, sum(f.value) FROM metric_fact f LEFT JOIN org_tree t ON t.id = f.org \
-                         WHERE f.component = ? AND f.month >= ? AND f.month <= ?{filter} GROUP BY 1, 2"
-                    ),
-                    OrgLevel::Institution => format!(
-                        "SELECT f.org, {month}, sum(f.value) FROM metric_fact f \
-                         WHERE f.component = ? AND f.month >= ? AND f.month <= ?{filter} GROUP BY 1, 2"
-                    ),
-                };
+                let sql = format!(
+                    "SELECT f.org, {month}, sum(f.value) FROM metric_fact f \
+                     WHERE f.component = ? AND f.month >= ? AND f.month <= ?{filter} GROUP BY 1, 2"
+                );
                 for r in c.query(&sql, &p)? {
                     let mut r = Cols::new(r);
                     let (org, m, v) = (r.s(), r.os().unwrap_or_default(), r.i());
-                    if level == OrgLevel::Institution {
-                        let Some((inst, comm)) = tree.get(&org) else {
-                            continue;
-                        };
-                        let inside = match within {
-                            Subject::Community(cm) => comm.as_deref() == Some(cm.as_str()),
-                            _ => true,
-                        };
-                        if !inside || inst.as_deref() != Some(org.as_str()) {
-                            continue;
+                    let org = match level {
+                        // Organisations outside the tree (and communities
+                        // themselves) count as they are.
+                        OrgLevel::Community => match tree.get(&org) {
+                            Some((_, Some(comm))) => comm.clone(),
+                            _ => org,
+                        },
+                        OrgLevel::Institution => {
+                            let Some((inst, comm)) = tree.get(&org) else {
+                                continue;
+                            };
+                            let inside = match within {
+                                Subject::Community(cm) => comm.as_deref() == Some(cm.as_str()),
+                                _ => true,
+                            };
+                            if !inside || inst.as_deref() != Some(org.as_str()) {
+                                continue;
+                            }
+                            org
                         }
-                    }
+                    };
                     let cell = out.entry(org).or_default().entry(m).or_default();
                     match cell.get_mut(comp.as_str()) {
                         Some(x) => *x += v,
@@ -337,13 +335,14 @@ impl Store {
     }
 
     /// The number of registered residents (Patient records) of a community:
-    /// the default number of enrollees of its insurance budget. Counted on
-    /// the `(rtype, pcomm)` index alone (resources are never deleted, only
-    /// superseded by new versions, so every row is a live record).
+    /// the default number of enrollees of its insurance budget. Kept per
+    /// community in `resident_count` by every Patient write (counting the
+    /// index took 40-80 ms per community at a million residents; resources
+    /// are never deleted, only superseded, so every row is a live record).
     pub fn ops_enrollees(&self, comm: &str) -> Result<i64, StoreError> {
         self.db().read(|c| {
             c.scalar_int(
-                "SELECT count(*) FROM resource WHERE rtype = 'Patient' AND pcomm = ?",
+                "SELECT COALESCE(sum(n), 0) FROM resident_count WHERE comm = ?",
                 &[comm.into()],
             )
         })

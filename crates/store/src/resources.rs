@@ -786,6 +786,8 @@ struct TxCache {
     org_scope: std::collections::HashMap<String, ScopePair>,
     patient_scope: std::collections::HashMap<String, ScopePair>,
     months: std::collections::BTreeMap<(String, String), i64>,
+    /// Registered residents (Patient rows) per community.
+    residents: std::collections::BTreeMap<String, i64>,
     metrics: crate::metrics::TxMetrics,
 }
 
@@ -847,6 +849,14 @@ impl TxCache {
         for ((month, inst), by) in self.months {
             if by != 0 {
                 bump_month(tx, &month, &inst, by)?;
+            }
+        }
+        for (comm, by) in self.residents {
+            if by != 0 {
+                tx.exec(
+                    "INSERT INTO resident_count (comm, n) VALUES (?, ?) ON CONFLICT (comm) DO UPDATE SET n = resident_count.n + excluded.n",
+                    &[comm.into(), Val::Int(by)],
+                )?;
             }
         }
         self.metrics.flush(tx)
@@ -1199,6 +1209,19 @@ fn write_doc(
         && let (Some(d), Some(i)) = (doc.date.as_deref().and_then(local_month), &inst)
     {
         cache.bump(d, i.clone(), 1);
+    }
+    if doc.rtype == "Patient" {
+        // A new record counts for its community; a record moved between
+        // communities counts for the new one only.
+        let old_comm = existing.as_ref().map(|(.., indexed)| &indexed[2]);
+        if old_comm != Some(&pcomm) {
+            if let Some(Some(c)) = old_comm {
+                *cache.residents.entry(c.clone()).or_default() -= 1;
+            }
+            if let Some(c) = &pcomm {
+                *cache.residents.entry(c.clone()).or_default() += 1;
+            }
+        }
     }
     if let Some(input) = yigong_metrics::input::input_text(&doc.rtype, &doc.body, &body) {
         crate::metrics::put_input(tx, &doc.rtype, &doc.id, pcomm.as_deref(), &input)?;

@@ -778,3 +778,55 @@ fn counters_grouped_by_organisation_match_the_subject_sums() {
         assert_eq!(s.ops_enrollees("com1").unwrap(), 0);
     }
 }
+
+fn resident(id: &str, org: &str) -> Doc {
+    Doc {
+        rtype: "Patient".into(),
+        id: id.into(),
+        body: json!({ "resourceType": "Patient", "name": [{ "text": id }],
+            "managingOrganization": { "reference": format!("Organization/{org}") } }),
+        org: Some(org.into()),
+        patient: None,
+        date: None,
+        index: vec![("name".into(), id.into())],
+        refs: vec![("Organization".into(), org.into())],
+        org_node: None,
+        performer: None,
+    }
+}
+
+/// The budget's default enrollees are the community's registered residents,
+/// kept as a count by every Patient write: a new record counts, an update
+/// in place does not, a record moved to another community counts there.
+#[test]
+fn enrollees_are_counted_as_residents_register() {
+    for b in backends() {
+        let s = &b.store;
+        county(s);
+        let a = admin();
+        for (id, org) in [("p1", "t1"), ("p2", "v1"), ("p3", "h1"), ("p4", "h2")] {
+            s.put(&a, resident(id, org), Precondition::Upsert, None)
+                .unwrap();
+        }
+        let count = |c: &str| s.ops_enrollees(c).unwrap();
+        assert_eq!((count("com1"), count("com2")), (3, 1), "{}", b.name);
+        // The same record again, and an update that stays: no change.
+        s.put(&a, resident("p1", "t1"), Precondition::Upsert, None)
+            .unwrap();
+        let mut changed = resident("p1", "t1");
+        changed.body["gender"] = json!("female");
+        s.put(&a, changed, Precondition::Upsert, None).unwrap();
+        assert_eq!((count("com1"), count("com2")), (3, 1), "{}", b.name);
+        // Moved to the other community.
+        s.put(&a, resident("p2", "h2"), Precondition::Upsert, None)
+            .unwrap();
+        assert_eq!((count("com1"), count("com2")), (2, 2), "{}", b.name);
+        // A refused write changes nothing.
+        assert!(
+            s.put(&a, resident("p5", "nowhere"), Precondition::Upsert, None)
+                .is_err()
+        );
+        assert_eq!((count("com1"), count("com2")), (2, 2), "{}", b.name);
+        assert_eq!(count("nowhere"), 0);
+    }
+}

@@ -104,6 +104,13 @@ CREATE TABLE IF NOT EXISTS credentials (
   expires TEXT COLLATE "C" NOT NULL
 );
 
+-- Registered residents (Patient records) per community, maintained in the same
+-- transaction as every Patient write: the insurance budget's default enrollees.
+CREATE TABLE IF NOT EXISTS resident_count (
+  comm TEXT COLLATE "C" PRIMARY KEY,
+  n BIGINT NOT NULL
+);
+
 CREATE TABLE IF NOT EXISTS encounter_month (
   month TEXT COLLATE "C" NOT NULL,
   inst TEXT COLLATE "C" NOT NULL,

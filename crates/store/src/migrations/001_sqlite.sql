@@ -107,6 +107,13 @@ CREATE TABLE IF NOT EXISTS credentials (
 
 -- Encounters per local month and institution, maintained in the same transaction
 -- as every encounter write, so the overview never scans the encounter table.
+-- Registered residents (Patient records) per community, maintained in the same
+-- transaction as every Patient write: the insurance budget's default enrollees.
+CREATE TABLE IF NOT EXISTS resident_count (
+  comm TEXT PRIMARY KEY,
+  n INTEGER NOT NULL
+);
+
 CREATE TABLE IF NOT EXISTS encounter_month (
   month TEXT NOT NULL,
   inst TEXT NOT NULL,

@@ -9,6 +9,9 @@ CREATE TABLE IF NOT EXISTS metric_fact (
   PRIMARY KEY (component, org, month)
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS metric_fact_org ON metric_fact (org, month);
+-- A component's months in order, covering the value: the cockpit's monthly
+-- and year-to-date sums read only the months asked for, already grouped.
+CREATE INDEX IF NOT EXISTS metric_fact_month ON metric_fact (component, month, org, value);
 
 -- The indicator input of every resource a recompute reads: the resource cut
 -- to the keys the rules read (yigong_metrics::input), written with it. A rowid
