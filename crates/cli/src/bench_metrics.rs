@@ -318,7 +318,7 @@ pub fn run(args: BenchMetricsArgs) -> Result<()> {
         let d = LAST_DUCKDB.with(|d| d.get());
         if d > 0.0 {
             println!(
-                "对比:本系统全量重算(全部资源类型、全部指标,含 JSON 解析){:.1} s,DuckDB(仅就诊与结算单分量,读预先导出的平面 CSV){d:.1} s,比值 {:.2}",
+                "对比:本系统全量重算(全部资源类型、全部指标,读每个资源的指标输入行){:.1} s,DuckDB(仅就诊与结算单分量,读预先导出的平面 CSV){d:.1} s,比值 {:.2}",
                 r.seconds,
                 r.seconds / d
             );

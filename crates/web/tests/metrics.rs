@@ -272,15 +272,18 @@ fn run(s: &TestServer) {
 
     // Inputs of another version are rebuilt from the resources before the
     // recompute reads them: emptied lines would otherwise lose every visit.
-    s.store
-        .db()
-        .write(|tx| {
-            tx.exec(
-                "UPDATE metric_input SET body = '' WHERE rtype = 'Encounter'",
-                &[],
-            )
-        })
-        .unwrap();
+    let empty_visit_lines = || {
+        s.store
+            .db()
+            .write(|tx| {
+                tx.exec(
+                    "UPDATE metric_input SET body = '' WHERE rtype = 'Encounter'",
+                    &[],
+                )
+            })
+            .unwrap();
+    };
+    empty_visit_lines();
     s.store
         .meta_set(yigong_store::metrics::INPUT_VERSION_KEY, "0:older")
         .unwrap();
@@ -292,15 +295,7 @@ fn run(s: &TestServer) {
     // Without the rebuild the emptied lines are read as they are (and the
     // recompute reports and corrects the difference), which the forced
     // rebuild then undoes.
-    s.store
-        .db()
-        .write(|tx| {
-            tx.exec(
-                "UPDATE metric_input SET body = '' WHERE rtype = 'Encounter'",
-                &[],
-            )
-        })
-        .unwrap();
+    empty_visit_lines();
     assert!(s.store.metrics_recompute().unwrap().differing > 0);
     assert!(s.store.rebuild_metric_inputs().unwrap() >= 4);
     assert!(
