@@ -960,7 +960,7 @@ pub const INPUT_FORMAT: u32 = 2;
 /// (care `V` visit or `S` stay; dates as days from the common era, local;
 /// money in fen; the organisation last, so that it may hold any character).
 /// Claim: `month|amount|in-county|org`.
-pub fn input_of<J: Doc>(rtype: &str, body: &J) -> Option<String> {
+fn input_of<J: Doc>(rtype: &str, body: &J) -> Option<String> {
     use std::fmt::Write;
     let mut line = String::new();
     if body.get("resourceType").and_then(J::as_str) != Some(rtype) {
@@ -1011,7 +1011,7 @@ pub fn input_of<J: Doc>(rtype: &str, body: &J) -> Option<String> {
 /// DiagnosticReport or ServiceRequest a small JSON object with what the task
 /// and report rules read of it (empty when it counts nothing); `None` for
 /// other types.
-pub fn input_of_json(rtype: &str, body: &Json) -> Option<String> {
+pub(crate) fn input_of_json(rtype: &str, body: &Json) -> Option<String> {
     if matches!(rtype, "Encounter" | "Claim") {
         return input_of(rtype, body);
     }
@@ -1032,7 +1032,7 @@ pub fn input_of_json(rtype: &str, body: &Json) -> Option<String> {
 /// [`input_of_json`] from a resource's stored JSON text (rebuilding the
 /// inputs; Encounters and Claims parsed by sonic-rs); an empty line when the
 /// text is not JSON.
-pub fn input_of_text(rtype: &str, text: &str) -> Option<String> {
+pub(crate) fn input_of_text(rtype: &str, text: &str) -> Option<String> {
     if !has_input_line(rtype) {
         return None;
     }
@@ -1049,7 +1049,7 @@ pub fn input_of_text(rtype: &str, text: &str) -> Option<String> {
 }
 
 /// Whether [`input_of_json`] gives this type a line.
-pub fn has_input_line(rtype: &str) -> bool {
+pub(crate) fn has_input_line(rtype: &str) -> bool {
     matches!(
         rtype,
         "Encounter" | "Claim" | "Task" | "DiagnosticReport" | "ServiceRequest"
@@ -1058,7 +1058,7 @@ pub fn has_input_line(rtype: &str) -> bool {
 
 /// The order (ServiceRequest id) a Task's or DiagnosticReport's input line
 /// refers to.
-pub fn input_request(rtype: &str, line: &str) -> Option<String> {
+pub(crate) fn input_request(rtype: &str, line: &str) -> Option<String> {
     match rtype {
         "Task" => serde_json::from_str::<TaskInput>(line).ok()?.request,
         "DiagnosticReport" => serde_json::from_str::<ReportInput>(line).ok()?.request,
@@ -1114,10 +1114,14 @@ fn decode_claim(line: &str) -> Option<ClaimInput<'_>> {
     })
 }
 
+fn parse_request(line: &str) -> Option<RequestInput<'_>> {
+    serde_json::from_str(line).ok()
+}
+
 /// The facts of a resource from its stored input line ([`input_of_json`]):
 /// exactly those [`contributions`] gives for the resource. `request` gives
 /// the input line of an order (by id), for tasks and reports.
-pub fn contributions_of_input(
+pub(crate) fn contributions_of_input(
     rtype: &str,
     line: &str,
     request: &dyn Fn(&str) -> Option<String>,
@@ -1139,19 +1143,15 @@ pub fn contributions_of_input(
         }
         "Task" => {
             if let Ok(t) = serde_json::from_str::<TaskInput>(line) {
-                let r = order(t.request.as_deref());
-                let r = r
-                    .as_deref()
-                    .and_then(|r| serde_json::from_str::<RequestInput>(r).ok());
+                let line = order(t.request.as_deref());
+                let r = line.as_deref().and_then(parse_request);
                 task_facts(&t, r.as_ref(), ctx, &mut out);
             }
         }
         "DiagnosticReport" => {
             if let Ok(d) = serde_json::from_str::<ReportInput>(line) {
-                let r = order(d.request.as_deref());
-                let r = r
-                    .as_deref()
-                    .and_then(|r| serde_json::from_str::<RequestInput>(r).ok());
+                let line = order(d.request.as_deref());
+                let r = line.as_deref().and_then(parse_request);
                 report_facts(&d, r.as_ref(), ctx, &mut out);
             }
         }
@@ -1214,11 +1214,13 @@ fn request_input(r: &Json) -> Option<RequestInput<'static>> {
     })
 }
 
-/// The id of the order a report (`basedOn`) or task (`focus`) refers to.
-fn request_ref<'a>(v: &'a Json, key: &str) -> Option<&'a str> {
-    let r = match key {
-        "basedOn" => v.get("basedOn")?.get(0)?,
-        _ => v.get(key)?,
+/// The id of the order (ServiceRequest) a report answers (`basedOn`) or a
+/// task tracks (`focus`).
+pub fn request_id<'a>(rtype: &str, v: &'a Json) -> Option<&'a str> {
+    let r = match rtype {
+        "DiagnosticReport" => v.get("basedOn")?.get(0)?,
+        "Task" => v.get("focus")?,
+        _ => return None,
     };
     r.get("reference")?
         .as_str()?
@@ -1272,7 +1274,7 @@ fn report_input(v: &Json) -> Option<ReportInput<'_>> {
         component: Cow::Borrowed(component),
         org: Cow::Borrowed(org),
         month: Cow::Owned(month_of(when)?),
-        request: request_ref(v, "basedOn").map(Cow::Borrowed),
+        request: request_id("DiagnosticReport", v).map(Cow::Borrowed),
     })
 }
 
@@ -1348,7 +1350,7 @@ fn task_input(v: &Json) -> Option<TaskInput<'_>> {
             .iter()
             .find(|(s, _)| s == "accepted" || s == "rejected")),
         reported: at(steps.iter().rev().find(|(s, _)| s == "reported")),
-        request: request_ref(v, "focus").map(Cow::Borrowed),
+        request: request_id("Task", v).map(Cow::Borrowed),
     })
 }
 

@@ -2,13 +2,12 @@
 //! store keeps it beside the resource, written in the same transaction.
 //!
 //! Encounters, Claims, Tasks, DiagnosticReports and ServiceRequests are kept
-//! as one short line holding exactly what their rules read
-//! ([`indicators::input_of_json`]); a recompute runs the same rules on it
-//! ([`indicators::contributions_of_input`]) and reads a few dozen bytes per
-//! resource instead of a kilobyte or two of JSON. PractitionerRoles are few
-//! and are kept whole.
+//! as one short line holding exactly what their rules read ([`input_text`]);
+//! a recompute runs the same rules on it ([`contributions`]) and reads a few
+//! dozen bytes per resource instead of a kilobyte or two of JSON.
+//! PractitionerRoles are few and are kept whole.
 
-use crate::indicators;
+use crate::indicators::{self, Context, Sink};
 use serde_json::Value as Json;
 use std::borrow::Cow;
 
@@ -48,6 +47,31 @@ pub fn input_of_text<'a>(rtype: &str, text: &'a str) -> Option<Cow<'a, str>> {
         return indicators::input_of_text(rtype, text).map(Cow::Owned);
     }
     is_input_type(rtype).then_some(Cow::Borrowed(text))
+}
+
+/// The order (ServiceRequest id) a Task's or DiagnosticReport's input
+/// refers to: a recompute counts the two together.
+pub fn order_of(rtype: &str, input: &str) -> Option<String> {
+    indicators::input_request(rtype, input)
+}
+
+/// The facts of a resource from its stored input: exactly those
+/// [`indicators::contributions`] gives for the resource itself. `request`
+/// gives the input of an order by its id (for tasks and reports).
+pub fn contributions(
+    rtype: &str,
+    input: &str,
+    request: &dyn Fn(&str) -> Option<String>,
+    ctx: &Context<'_>,
+    sink: &mut Sink<'_>,
+) {
+    if indicators::has_input_line(rtype) {
+        indicators::contributions_of_input(rtype, input, request, ctx, sink);
+    } else if is_input_type(rtype)
+        && let Ok(v) = serde_json::from_str::<Json>(input)
+    {
+        indicators::contributions_each(rtype, &v, ctx, sink);
+    }
 }
 
 #[cfg(test)]

@@ -15,9 +15,10 @@ use yigong_core::{
     Title,
 };
 use yigong_metrics::indicators::{
-    self, Catalogue, Context, Fact, Kind, OrgFacts, Value, check, contributions,
-    contributions_of_input, delta, input_of_json, sum_table, value, value_growth,
+    self, Catalogue, Context, Fact, Kind, OrgFacts, Value, check, contributions, delta, sum_table,
+    value, value_growth,
 };
+use yigong_metrics::input;
 use yigong_metrics::measure::{self, measure_report};
 
 // ---------------------------------------------------------------------------
@@ -165,7 +166,8 @@ impl Store {
     /// What the full recompute finds: every resource's stored input line,
     /// reports and tasks joined to their order's line by id.
     fn facts_from_inputs(&self, rtype: &str, body: &Json) -> Vec<Fact> {
-        let Some(line) = input_of_json(rtype, body) else {
+        let text = body.to_string();
+        let Some(line) = input::input_text(rtype, body, &text) else {
             return contributions(rtype, body, &Context::new(&org));
         };
         let org_fn = org;
@@ -175,14 +177,13 @@ impl Store {
             request: None,
         };
         let request = |id: &str| {
-            input_of_json(
-                "ServiceRequest",
-                self.docs
-                    .get(&("ServiceRequest".to_string(), id.to_string()))?,
-            )
+            let order = self
+                .docs
+                .get(&("ServiceRequest".to_string(), id.to_string()))?;
+            input::input_text("ServiceRequest", order, "").map(|l| l.into_owned())
         };
         let mut facts = Vec::new();
-        contributions_of_input(rtype, &line, &request, &ctx, &mut |c, o, m, v| {
+        input::contributions(rtype, &line, &request, &ctx, &mut |c, o, m, v| {
             facts.push(Fact {
                 component: c.to_string().into(),
                 org: o.to_string(),
@@ -1776,11 +1777,11 @@ proptest! {
         // The stored indicator input, cut from the parsed body (write path)
         // and from the stored text by sonic-rs (rebuild path): one line.
         let text = serde_json::to_string(&body).unwrap();
-        let line = yigong_metrics::indicators::input_of_json(&rtype, &body).unwrap();
-        let from_text = yigong_metrics::indicators::input_of_text(&rtype, &text).unwrap();
+        let line = input::input_text(&rtype, &body, &text).unwrap();
+        let from_text = input::input_of_text(&rtype, &text).unwrap();
         prop_assert_eq!(&line, &from_text);
         let mut from_input = Vec::new();
-        yigong_metrics::indicators::contributions_of_input(&rtype, &line, &|_| None, &ctx, &mut |c, o, m, v| {
+        input::contributions(&rtype, &line, &|_| None, &ctx, &mut |c, o, m, v| {
             from_input.push(Fact { component: c.to_string().into(), org: o.to_string(), month: m.to_string(), value: v });
         });
         from_value.sort();

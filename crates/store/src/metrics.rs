@@ -20,12 +20,10 @@ use yigong_core::org::Tier;
 use yigong_metrics::indicators::{self, Catalogue, Context, Fact, OrgFacts};
 use yigong_metrics::input;
 
-/// Resource types whose writes move the counters.
+/// Resource types whose writes move the counters: those the recompute reads,
+/// except the orders (counted only through their reports and tasks).
 pub(crate) fn is_metric_type(rtype: &str) -> bool {
-    matches!(
-        rtype,
-        "Encounter" | "Claim" | "DiagnosticReport" | "Task" | "PractitionerRole"
-    )
+    input::is_input_type(rtype) && rtype != "ServiceRequest"
 }
 
 /// Per-transaction state: the organisations looked up and the net change of
@@ -73,19 +71,9 @@ fn org_refs(v: &Value, out: &mut Vec<String>) {
     }
 }
 
-/// The id of the ServiceRequest a report answers or a Task tracks.
-fn request_id<'a>(rtype: &str, body: &'a Value) -> Option<&'a str> {
-    match rtype {
-        "DiagnosticReport" => body["basedOn"][0]["reference"].as_str(),
-        "Task" => body["focus"]["reference"].as_str(),
-        _ => None,
-    }?
-    .strip_prefix("ServiceRequest/")
-}
-
 /// The ServiceRequest a report answers or a Task tracks.
 fn request_of(tx: &mut dyn Sql, rtype: &str, body: &Value) -> Result<Option<Value>, StoreError> {
-    let Some(id) = request_id(rtype, body) else {
+    let Some(id) = indicators::request_id(rtype, body) else {
         return Ok(None);
     };
     Ok(tx
@@ -218,6 +206,15 @@ fn input_types_sql() -> String {
 /// input already (none), so its inputs are marked current. Any other database
 /// without the mark gets its inputs rebuilt by the first recompute.
 pub(crate) fn mark_inputs_of_empty(tx: &mut dyn Sql) -> Result<(), StoreError> {
+    let marked = tx
+        .query_one(
+            "SELECT 1 FROM meta WHERE key = ?",
+            &[INPUT_VERSION_KEY.into()],
+        )?
+        .is_some();
+    if marked {
+        return Ok(());
+    }
     let any = tx
         .query_one(
             &format!(
@@ -629,16 +626,14 @@ impl Store {
                             tally.orders.push((id.to_string(), rowid));
                             nearby.insert(id.to_string(), body.to_string());
                         }
-                        "DiagnosticReport" | "Task" => {
-                            match indicators::input_request(rtype, body) {
-                                Some(order) if !nearby.contains_key(&order) => {
-                                    tally.deferred.push(rowid)
-                                }
-                                _ => known.count(&mut tally, rtype, body, text(4), &|id| {
-                                    nearby.get(id).cloned()
-                                }),
+                        "DiagnosticReport" | "Task" => match input::order_of(rtype, body) {
+                            Some(order) if !nearby.contains_key(&order) => {
+                                tally.deferred.push(rowid)
                             }
-                        }
+                            _ => known.count(&mut tally, rtype, body, text(4), &|id| {
+                                nearby.get(id).cloned()
+                            }),
+                        },
                         _ => known.count(&mut tally, rtype, body, text(4), &|_| None),
                     }
                 }
@@ -796,9 +791,8 @@ struct Known {
 }
 
 impl Known {
-    /// Adds what one stored indicator input contributes (a line for most
-    /// types, the resource's JSON for roles); `request` finds the input line
-    /// of the order (ServiceRequest) a report or task refers to.
+    /// Adds what one stored indicator input contributes; `request` finds the
+    /// input of the order (ServiceRequest) a report or task refers to.
     fn count(
         &self,
         tally: &mut Tally,
@@ -814,18 +808,16 @@ impl Known {
             patient_comm: pcomm,
             request: None,
         };
-        let sink = &mut |c: &str, o: &str, m: &str, v| tally.add(c, o, m, v);
-        if indicators::has_input_line(rtype) {
-            indicators::contributions_of_input(rtype, input, request, &ctx, sink);
-        } else if let Ok(v) = serde_json::from_str::<Value>(input) {
-            indicators::contributions_each(rtype, &v, &ctx, sink);
-        }
+        input::contributions(rtype, input, request, &ctx, &mut |c, o, m, v| {
+            tally.add(c, o, m, v)
+        });
     }
 }
 
 /// Counter sums of a full recompute, which adds tens of millions of facts:
 /// names are interned, and the sums of one (org, month) are a vector indexed
 /// by component, so a fact costs one look-up of its component's name.
+#[derive(Default)]
 struct Tally {
     /// Component names and their dense indexes.
     components: Interner,
@@ -836,7 +828,8 @@ struct Tally {
     /// a fact is an add into a vector already in cache).
     cells: HashMap<[u32; 2], u32, foldhash::fast::FixedState>,
     sums: Vec<([u32; 2], Vec<i64>)>,
-    /// The last two cells used, by their names.
+    /// The last two cells used, by their names (never an empty month, so
+    /// the empty default matches nothing).
     recent: [(String, String, u32); 2],
     resources: usize,
     /// Orders (id, rowid) and the reports and tasks (rowid) waiting for them.
@@ -866,29 +859,11 @@ impl Interner {
     }
 }
 
-impl Default for Tally {
-    fn default() -> Tally {
-        Tally {
-            components: Interner::default(),
-            places: Interner::default(),
-            cells: HashMap::default(),
-            sums: Vec::new(),
-            recent: [
-                (String::new(), String::new(), u32::MAX),
-                (String::new(), String::new(), u32::MAX),
-            ],
-            resources: 0,
-            orders: Vec::new(),
-            deferred: Vec::new(),
-        }
-    }
-}
-
 impl Tally {
     fn cell(&mut self, org: &str, month: &str) -> u32 {
         for k in 0..2 {
             let (o, m, c) = &self.recent[k];
-            if *c != u32::MAX && o == org && m == month {
+            if o == org && m == month {
                 let c = *c;
                 // Keep the hit first: the next fact most likely lands there again.
                 self.recent.swap(0, k);
