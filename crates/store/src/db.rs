@@ -305,21 +305,57 @@ fn sqlite_init(c: &mut rusqlite::Connection, cache_kib: u32) -> rusqlite::Result
     ))
 }
 
-/// The writer never checkpoints while committing (`wal_autocheckpoint=0`):
-/// a checkpoint copies about a thousand pages and syncs the file, which used to
-/// land inside one unlucky request every few dozen writes (registration at 1M
-/// residents: p90 15 ms, p99 20 ms for a write whose median is 0.7 ms). This
-/// thread checkpoints passively on its own connection instead, beside the
-/// writer and the readers. The price: while writes arrive faster than a passive
-/// checkpoint copies (sustained maximum-rate writing), the WAL grows; at the
-/// first pause the checkpoint catches up, the next write restarts the WAL and
-/// `journal_size_limit` cuts the file back to 64 MB.
+/// The writer never checkpoints a large WAL while committing: a checkpoint
+/// copies thousands of pages and syncs the file, which used to land inside one
+/// unlucky request every few dozen writes (registration at 1M residents: p90
+/// 15 ms, p99 20 ms for a write whose median is 0.7 ms). This thread copies
+/// frames passively on its own connection instead, beside the writer and the
+/// readers, and goes again at once while it finds frames to copy. Under
+/// sustained writing it can never catch up with the last commit, so the WAL
+/// would only grow (845 MB in a 30 s burst), and every new frame would land in
+/// fresh file blocks that the kernel zeroes first; the writer therefore
+/// finishes the copy itself once the WAL passes [`WAL_RESTART_FRAMES`] (see
+/// [`finish_checkpoint`]): only the frames since this thread's last pass are
+/// left, and the next write restarts the WAL at its start, over file pages
+/// already cached.
 pub struct Checkpointer {
     stop: Option<std::sync::mpsc::Sender<()>>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
 
 const CHECKPOINT_EVERY: std::time::Duration = std::time::Duration::from_millis(200);
+/// The pause between passes while writes keep arriving.
+const CHECKPOINT_BEHIND: std::time::Duration = std::time::Duration::from_millis(5);
+
+/// WAL frames (about 4 kB each, so 256 MB) beyond which the writer completes
+/// the checkpoint after its commit, so the WAL restarts. Completing it syncs
+/// both files while every write waits (about 35 ms on the benchmark machine),
+/// so it should be rare: at the 100 MB/s of WAL of a sustained burst, every
+/// few seconds.
+#[cfg(not(test))]
+const WAL_RESTART_FRAMES: std::ffi::c_int = 65536;
+#[cfg(test)]
+const WAL_RESTART_FRAMES: std::ffi::c_int = 64;
+
+/// The writer's checkpoint settings in normal operation (also restored after a
+/// bulk load): no automatic checkpoints, [`finish_checkpoint`] after each
+/// commit, and a WAL file kept up to a little more than [`WAL_RESTART_FRAMES`]
+/// when it restarts (larger ones, after a bulk load, are cut back), so that
+/// restarted WAL writes overwrite cached pages.
+pub(crate) fn writer_settings(c: &rusqlite::Connection) -> rusqlite::Result<()> {
+    c.execute_batch("PRAGMA wal_autocheckpoint=0; PRAGMA journal_size_limit=335544320;")?;
+    c.wal_hook(Some(finish_checkpoint));
+    Ok(())
+}
+
+/// The writer's WAL hook, called after each commit with the frames in the WAL.
+fn finish_checkpoint(wal: &rusqlite::hooks::Wal, frames: std::ffi::c_int) -> rusqlite::Result<()> {
+    if frames >= WAL_RESTART_FRAMES {
+        // Busy while the checkpointer is in a pass: the next commit tries again.
+        let _ = wal.checkpoint_v2(rusqlite::hooks::CheckpointMode::PASSIVE);
+    }
+    Ok(())
+}
 
 impl Checkpointer {
     fn start(path: &Path) -> Result<Checkpointer, StoreError> {
@@ -329,13 +365,23 @@ impl Checkpointer {
         let thread = std::thread::Builder::new()
             .name("sqlite-checkpoint".into())
             .spawn(move || {
-                while let Err(std::sync::mpsc::RecvTimeoutError::Timeout) =
-                    rx.recv_timeout(CHECKPOINT_EVERY)
+                let mut wait = CHECKPOINT_EVERY;
+                while let Err(std::sync::mpsc::RecvTimeoutError::Timeout) = rx.recv_timeout(wait)
                 {
-                    let result = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()));
-                    if let Err(e) = result {
-                        tracing::warn!("WAL checkpoint: {e}");
-                    }
+                    // (busy, frames in the WAL, frames copied so far)
+                    let result = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| {
+                        Ok((r.get::<_, i64>(1)?, r.get::<_, i64>(2)?))
+                    });
+                    wait = match result {
+                        Ok((log, copied)) if log > copied || log >= WAL_RESTART_FRAMES as i64 => {
+                            CHECKPOINT_BEHIND
+                        }
+                        Ok(_) => CHECKPOINT_EVERY,
+                        Err(e) => {
+                            tracing::warn!("WAL checkpoint: {e}");
+                            CHECKPOINT_EVERY
+                        }
+                    };
                 }
             })
             .map_err(|e| StoreError::Database(e.to_string()))?;
@@ -360,9 +406,7 @@ impl Db {
         disable_memory_statistics();
         let mut writer = rusqlite::Connection::open(path)?;
         sqlite_init(&mut writer, 65_536)?;
-        // Checkpoints run beside the writer (see `Checkpointer`); a WAL that grew
-        // under a burst is cut back to 64 MB when it restarts.
-        writer.execute_batch("PRAGMA wal_autocheckpoint=0; PRAGMA journal_size_limit=67108864;")?;
+        writer_settings(&writer)?;
         writer.set_prepared_statement_cache_capacity(256);
         let manager = SqliteConnectionManager::file(path).with_init(|c| {
             sqlite_init(c, 8_192)?;
@@ -451,7 +495,7 @@ impl Db {
 /// its savepoint and leaves the others of its batch untouched.
 pub struct Writer {
     state: Mutex<WriterState>,
-    committed: Condvar,
+    commits: Commits,
     /// Writes waiting for the connection.
     queued: AtomicUsize,
 }
@@ -462,11 +506,55 @@ pub(crate) struct WriterState {
     open: bool,
     /// Successful writes in the open batch.
     members: usize,
-    /// Id of the open (or next) batch; batches below `done` are finished.
+    /// Id of the open (or next) batch.
     batch: u64,
+    /// Why the open batch failed as a whole, once it has.
+    error: Option<String>,
+}
+
+/// Finished batches, published apart from the connection, so that the writes
+/// of a batch waking up after its commit do not queue for the connection's
+/// lock against the writes of the next batch.
+#[derive(Default)]
+struct Commits {
+    progress: Mutex<Progress>,
+    finished: Condvar,
+}
+
+#[derive(Default)]
+struct Progress {
+    /// Batches below this one are finished.
     done: u64,
-    /// Finished batches whose commit failed, with the error (the last few).
+    /// Finished batches that failed as a whole, with the error (the last few).
     failed: std::collections::VecDeque<(u64, String)>,
+}
+
+impl Commits {
+    fn lock(&self) -> MutexGuard<'_, Progress> {
+        self.progress.lock().unwrap_or_else(|p| p.into_inner())
+    }
+    fn publish(&self, batch: u64, error: Option<String>) {
+        let mut p = self.lock();
+        if let Some(why) = error {
+            p.failed.push_back((batch, why));
+            if p.failed.len() > 64 {
+                p.failed.pop_front();
+            }
+        }
+        p.done = batch + 1;
+        self.finished.notify_all();
+    }
+    /// Waits for `batch` to finish: Ok when it committed.
+    fn wait(&self, batch: u64) -> Result<(), StoreError> {
+        let mut p = self.lock();
+        while p.done <= batch {
+            p = self.finished.wait(p).unwrap_or_else(|p| p.into_inner());
+        }
+        match p.failed.iter().find(|(b, _)| *b == batch) {
+            Some((_, why)) => Err(StoreError::Database(why.clone())),
+            None => Ok(()),
+        }
+    }
 }
 
 const MAX_BATCH: usize = 64;
@@ -476,7 +564,7 @@ impl WriterState {
         &self.conn
     }
     /// Ends the open batch: commit (or roll back when nothing succeeded).
-    fn finish(&mut self, committed: &Condvar) {
+    fn finish(&mut self, commits: &Commits) {
         let verb = if self.members > 0 {
             "COMMIT"
         } else {
@@ -486,28 +574,18 @@ impl WriterState {
             let _ = self.conn.execute_batch("ROLLBACK");
             self.fail(format!("提交失败:{e}"));
         }
-        self.close(committed);
+        self.close(commits);
     }
     /// SQLite already rolled the whole transaction back (I/O error, disk full):
     /// every write of the batch failed.
     fn fail(&mut self, why: String) {
-        self.failed.push_back((self.batch, why));
-        if self.failed.len() > 64 {
-            self.failed.pop_front();
-        }
+        self.error.get_or_insert(why);
     }
-    fn close(&mut self, committed: &Condvar) {
+    fn close(&mut self, commits: &Commits) {
         self.open = false;
         self.members = 0;
+        commits.publish(self.batch, self.error.take());
         self.batch += 1;
-        self.done = self.batch;
-        committed.notify_all();
-    }
-    fn outcome(&self, batch: u64) -> Result<(), StoreError> {
-        match self.failed.iter().find(|(b, _)| *b == batch) {
-            Some((_, why)) => Err(StoreError::Database(why.clone())),
-            None => Ok(()),
-        }
     }
 }
 
@@ -519,10 +597,9 @@ impl Writer {
                 open: false,
                 members: 0,
                 batch: 0,
-                done: 0,
-                failed: Default::default(),
+                error: None,
             }),
-            committed: Condvar::new(),
+            commits: Commits::default(),
             queued: AtomicUsize::new(0),
         }
     }
@@ -536,7 +613,7 @@ impl Writer {
     pub(crate) fn idle(&self) -> MutexGuard<'_, WriterState> {
         let mut st = self.lock();
         if st.open {
-            st.finish(&self.committed);
+            st.finish(&self.commits);
         }
         st
     }
@@ -561,7 +638,7 @@ impl Writer {
         if joining && let Err(e) = st.conn.execute_batch("SAVEPOINT w") {
             st.fail(e.to_string());
             let _ = st.conn.execute_batch("ROLLBACK");
-            st.close(&self.committed);
+            st.close(&self.commits);
             return Err(e.into());
         }
         let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(&mut st.conn)));
@@ -569,13 +646,13 @@ impl Writer {
         if st.conn.is_autocommit() {
             // SQLite rolled the whole batch back: everyone in it failed.
             st.fail("事务被数据库回滚".into());
-            st.close(&self.committed);
+            st.close(&self.commits);
         } else if ok {
             match joining.then(|| st.conn.execute_batch("RELEASE w")) {
                 Some(Err(e)) => {
                     let _ = st.conn.execute_batch("ROLLBACK");
                     st.fail(e.to_string());
-                    st.close(&self.committed);
+                    st.close(&self.commits);
                 }
                 _ => st.members += 1,
             }
@@ -584,10 +661,10 @@ impl Writer {
         } else {
             // Nothing else is in the batch: roll it back whole.
             let _ = st.conn.execute_batch("ROLLBACK");
-            st.close(&self.committed);
+            st.close(&self.commits);
         }
         if st.open && (self.queued.load(Ordering::SeqCst) == 0 || st.members >= MAX_BATCH) {
-            st.finish(&self.committed);
+            st.finish(&self.commits);
         }
         let value = match result {
             Ok(Ok(v)) => v,
@@ -597,11 +674,9 @@ impl Writer {
                 std::panic::resume_unwind(panic)
             }
         };
+        drop(st);
         // Wait for the commit that carries this write (a later writer's).
-        while st.done <= my_batch {
-            st = self.committed.wait(st).unwrap_or_else(|p| p.into_inner());
-        }
-        st.outcome(my_batch)?;
+        self.commits.wait(my_batch)?;
         Ok(value)
     }
 }
@@ -627,6 +702,47 @@ fn run_tx<T>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Frames in the WAL and frames already copied, without copying any.
+    fn wal_frames(c: &rusqlite::Connection) -> i64 {
+        c.query_row("PRAGMA wal_checkpoint(NOOP)", [], |r| r.get(1))
+            .unwrap()
+    }
+
+    #[test]
+    fn the_writer_restarts_a_long_wal() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut c = rusqlite::Connection::open(dir.path().join("w.db")).unwrap();
+        sqlite_init(&mut c, 1024).unwrap();
+        c.execute_batch("CREATE TABLE t (k INTEGER PRIMARY KEY, v BLOB)")
+            .unwrap();
+        let write = |c: &rusqlite::Connection, k: i64| {
+            // Two pages of blob per row: each commit adds a few frames.
+            c.execute("INSERT INTO t VALUES (?, zeroblob(8000))", [k])
+                .unwrap();
+        };
+        // Without the hook nothing copies frames, so the WAL only grows.
+        c.execute_batch("PRAGMA wal_autocheckpoint=0").unwrap();
+        for k in 0..100 {
+            write(&c, k);
+        }
+        assert!(wal_frames(&c) > 3 * WAL_RESTART_FRAMES as i64);
+        c.execute_batch("PRAGMA wal_checkpoint(TRUNCATE)").unwrap();
+
+        writer_settings(&c).unwrap();
+        let mut longest = 0;
+        for k in 100..400 {
+            write(&c, k);
+            longest = longest.max(wal_frames(&c));
+        }
+        // Each commit adds fewer than 8 frames past the threshold before the
+        // hook copies them and the next write starts the WAL again.
+        assert!(longest < WAL_RESTART_FRAMES as i64 + 8, "{longest}");
+        let rows: i64 = c
+            .query_row("SELECT count(*) FROM t", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(rows, 400);
+    }
 
     #[test]
     fn placeholders_are_numbered_for_postgres() {

@@ -312,12 +312,16 @@ impl Store {
         if let Db::Sqlite { writer, .. } = &self.db {
             let st = writer.idle();
             let c = st.conn();
-            let pragmas = if on {
-                "PRAGMA synchronous=OFF; PRAGMA cache_size=-1048576; PRAGMA wal_autocheckpoint=65536;"
+            if on {
+                c.execute_batch(
+                    "PRAGMA synchronous=OFF; PRAGMA cache_size=-1048576; PRAGMA wal_autocheckpoint=65536;",
+                )?;
             } else {
-                "PRAGMA synchronous=NORMAL; PRAGMA cache_size=-65536; PRAGMA wal_autocheckpoint=0; PRAGMA wal_checkpoint(TRUNCATE);"
-            };
-            c.execute_batch(pragmas)?;
+                c.execute_batch(
+                    "PRAGMA synchronous=NORMAL; PRAGMA cache_size=-65536; PRAGMA wal_checkpoint(TRUNCATE);",
+                )?;
+                db::writer_settings(c)?;
+            }
         }
         Ok(())
     }

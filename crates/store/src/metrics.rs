@@ -72,10 +72,7 @@ fn org_refs(v: &Value, out: &mut Vec<String>) {
 }
 
 /// The ServiceRequest a report answers or a Task tracks.
-fn request_of(tx: &mut dyn Sql, rtype: &str, body: &Value) -> Result<Option<Value>, StoreError> {
-    let Some(id) = indicators::request_id(rtype, body) else {
-        return Ok(None);
-    };
+fn fetch_request(tx: &mut dyn Sql, id: &str) -> Result<Option<Value>, StoreError> {
     Ok(tx
         .query_one(
             "SELECT body FROM resource WHERE rtype = 'ServiceRequest' AND id = ?",
@@ -92,12 +89,12 @@ impl TxMetrics {
         tx: &mut dyn Sql,
         rtype: &str,
         body: &Value,
+        request: Option<&Value>,
         pcomm: Option<&str>,
     ) -> Result<Vec<Fact>, StoreError> {
-        let request = request_of(tx, rtype, body)?;
         let mut refs = Vec::new();
         org_refs(body, &mut refs);
-        if let Some(r) = &request {
+        if let Some(r) = request {
             org_refs(r, &mut refs);
         }
         for id in refs {
@@ -111,7 +108,7 @@ impl TxMetrics {
         let ctx = Context {
             org: &lookup,
             patient_comm: pcomm,
-            request: request.as_ref(),
+            request,
         };
         Ok(indicators::contributions(rtype, body, &ctx))
     }
@@ -122,18 +119,32 @@ impl TxMetrics {
         &mut self,
         tx: &mut dyn Sql,
         rtype: &str,
-        old: Option<(&str, Option<&str>)>,
+        old: Option<(&Value, Option<&str>)>,
         new: Option<(&Value, Option<&str>)>,
     ) -> Result<(), StoreError> {
+        // The order a report or task counts with, read once when both
+        // versions name the same one (a step of a Task).
+        let old_id = old.and_then(|(b, _)| indicators::request_id(rtype, b));
+        let new_id = new.and_then(|(b, _)| indicators::request_id(rtype, b));
+        let new_req = match new_id {
+            Some(id) => fetch_request(tx, id)?,
+            None => None,
+        };
+        let old_req = match old_id {
+            Some(id) if new_id != Some(id) => fetch_request(tx, id)?,
+            _ => None,
+        };
+        let old_req = if old_id.is_some() && old_id == new_id {
+            new_req.as_ref()
+        } else {
+            old_req.as_ref()
+        };
         let before = match old {
-            Some((body, pcomm)) => match serde_json::from_str::<Value>(body) {
-                Ok(v) => self.facts(tx, rtype, &v, pcomm)?,
-                Err(_) => vec![],
-            },
+            Some((body, pcomm)) => self.facts(tx, rtype, body, old_req, pcomm)?,
             None => vec![],
         };
         let after = match new {
-            Some((body, pcomm)) => self.facts(tx, rtype, body, pcomm)?,
+            Some((body, pcomm)) => self.facts(tx, rtype, body, new_req.as_ref(), pcomm)?,
             None => vec![],
         };
         for f in indicators::delta(&before, &after) {

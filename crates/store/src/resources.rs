@@ -1055,9 +1055,20 @@ fn write_doc(
     if let Some(obj) = doc.body.as_object_mut() {
         obj.insert("id".into(), Value::String(doc.id.clone()));
     }
-    if let (Some((_, old_body, ..)), Precondition::Upsert) = (&existing, pre)
-        && let Ok(old) = serde_json::from_str::<Value>(old_body)
-        && content_of(&old) == content_of(&doc.body)
+    // The old version, parsed once for the unchanged-content check, the care
+    // flow rules and the indicators.
+    let old_value: Option<Value> = match &existing {
+        Some((_, old_body, ..))
+            if pre == Precondition::Upsert
+                || crate::care::is_care_type(&doc.rtype)
+                || (crate::metrics::is_metric_type(&doc.rtype) && !bulk) =>
+        {
+            serde_json::from_str(old_body).ok()
+        }
+        _ => None,
+    };
+    if let (Some(old), Precondition::Upsert) = (&old_value, pre)
+        && content_of(old) == content_of(&doc.body)
     {
         let cur = tx
             .query_one(
@@ -1089,8 +1100,7 @@ fn write_doc(
             trusted,
             rules: ctx.rules,
         };
-        let old_body = existing.as_ref().map(|(_, b, ..)| b.as_str());
-        crate::care::on_write(tx, &w, &mut doc, old_body)?
+        crate::care::on_write(tx, &w, &mut doc, old_value.as_ref())?
     } else {
         vec![]
     };
@@ -1227,9 +1237,9 @@ fn write_doc(
         crate::metrics::put_input(tx, &doc.rtype, &doc.id, pcomm.as_deref(), &input)?;
     }
     if crate::metrics::is_metric_type(&doc.rtype) && !bulk {
-        let old = existing
-            .as_ref()
-            .map(|(_, body, _, _, _, indexed)| (body.as_str(), indexed[2].as_deref()));
+        let old = existing.as_ref().and_then(|(.., indexed)| {
+            old_value.as_ref().map(|v| (v, indexed[2].as_deref()))
+        });
         cache
             .metrics
             .on_write(tx, &doc.rtype, old, Some((&doc.body, pcomm.as_deref())))?;
