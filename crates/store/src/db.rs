@@ -366,8 +366,7 @@ impl Checkpointer {
             .name("sqlite-checkpoint".into())
             .spawn(move || {
                 let mut wait = CHECKPOINT_EVERY;
-                while let Err(std::sync::mpsc::RecvTimeoutError::Timeout) = rx.recv_timeout(wait)
-                {
+                while let Err(std::sync::mpsc::RecvTimeoutError::Timeout) = rx.recv_timeout(wait) {
                     // (busy, frames in the WAL, frames copied so far)
                     let result = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| {
                         Ok((r.get::<_, i64>(1)?, r.get::<_, i64>(2)?))

@@ -1237,9 +1237,9 @@ fn write_doc(
         crate::metrics::put_input(tx, &doc.rtype, &doc.id, pcomm.as_deref(), &input)?;
     }
     if crate::metrics::is_metric_type(&doc.rtype) && !bulk {
-        let old = existing.as_ref().and_then(|(.., indexed)| {
-            old_value.as_ref().map(|v| (v, indexed[2].as_deref()))
-        });
+        let old = existing
+            .as_ref()
+            .and_then(|(.., indexed)| old_value.as_ref().map(|v| (v, indexed[2].as_deref())));
         cache
             .metrics
             .on_write(tx, &doc.rtype, old, Some((&doc.body, pcomm.as_deref())))?;

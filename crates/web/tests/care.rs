@@ -632,6 +632,13 @@ fn a_still_valid_result_is_offered_and_a_repeat_needs_a_reason() {
         .unwrap()
         .unwrap();
     assert_eq!(prior.report, "rep3");
+    // Only a report of the same item counts: the ECG offers nothing for a blood count.
+    assert!(
+        s.store
+            .recognised_result("pt1", "CBC", "t1", &now())
+            .unwrap()
+            .is_none()
+    );
     let before = s.snapshot();
     let r = order_and_receive(&s, "ecg4", "ECG12", None);
     assert_eq!(r.status, 409, "{}", r.text);
