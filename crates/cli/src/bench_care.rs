@@ -556,6 +556,48 @@ impl Exam {
     }
 }
 
+/// Closes the benchmark's clinic schedules still open (`Schedule.active`
+/// false): this run's at its end, and any an interrupted run left. The slot
+/// page lists every open clinic of a hospital, so without this each run would
+/// add one to what the next run measures. Returns how many were closed.
+fn close_bench_schedules(store: &Store, client: &Client, admin: &str) -> Result<usize> {
+    let rows = store.db().read(|db| {
+        db.query(
+            "SELECT id, version, body FROM resource WHERE rtype = 'Schedule' AND id LIKE 'bc%' AND deleted = 0",
+            &[],
+        )
+    })?;
+    let mut closed = 0;
+    for r in rows {
+        let mut it = r.into_iter();
+        let (Some(id), Some(version), Some(body)) = (
+            it.next().and_then(|v| v.into_string()),
+            it.next().and_then(|v| v.as_int()),
+            it.next().and_then(|v| v.into_string()),
+        ) else {
+            continue;
+        };
+        let Ok(mut schedule) = serde_json::from_str::<Value>(&body) else {
+            continue;
+        };
+        if schedule["active"] == json!(false) {
+            continue;
+        }
+        schedule["active"] = json!(false);
+        let r = client.put(
+            &format!("/fhir/Schedule/{id}"),
+            admin,
+            &schedule.to_string(),
+            Some(version),
+        );
+        if r.status != 200 {
+            bail!("关闭压测排班 {id} 失败:HTTP {} {}", r.status, r.text);
+        }
+        closed += 1;
+    }
+    Ok(closed)
+}
+
 /// CPU seconds used so far by the server and by this process with its waited
 /// children (wrk), from `/proc/<pid>/stat` (utime, stime, cutime, cstime).
 struct Cpu {
@@ -715,6 +757,10 @@ pub fn run(args: BenchCareArgs) -> Result<()> {
     let base = format!("http://{}", args.listen);
     let client = Client::new(&base);
 
+    let closed = close_bench_schedules(&store, &client, &admin)?;
+    if closed > 0 {
+        println!("关闭此前压测遗留的排班 {closed} 个(不计时)");
+    }
     // Fixtures: a clinic schedule with free slots at each lead hospital, some booked.
     let mut schedules = vec![];
     let mut booked = vec![];
@@ -1103,6 +1149,7 @@ pub fn run(args: BenchCareArgs) -> Result<()> {
         "    (未流转的 {} 条预建转诊已由申请方撤回,失败 {})",
         cancelled.ok, cancelled.failed
     );
+    close_bench_schedules(&store, &client, &admin)?;
 
     println!();
     println!("单项查询(每种取首个机构,串行 30 次;在流转压测之前测得):");

@@ -1237,11 +1237,20 @@ impl Store {
         limit: i64,
     ) -> Result<Vec<CareItem>, StoreError> {
         self.db().read(|c| {
-            let rows = c.query(
-                &format!("SELECT {ITEM_COLS} FROM care_item WHERE perf_inst = ? AND kind = 'appointment' AND state IN ('booked', 'arrived') AND created >= ? ORDER BY created LIMIT ?"),
-                &[inst.into(), Val::Int(from), Val::Int(limit)],
-            )?;
-            Ok(rows.into_iter().map(item_from_row).collect())
+            // One index range per state, each read in time order up to the limit,
+            // then merged: `state IN (…) ORDER BY created` would read and sort every
+            // future booking of a lead hospital (hundreds) to show twenty.
+            let mut items = vec![];
+            for state in ["booked", "arrived"] {
+                let rows = c.query(
+                    &format!("SELECT {ITEM_COLS} FROM care_item WHERE perf_inst = ? AND kind = 'appointment' AND state = ? AND created >= ? ORDER BY created LIMIT ?"),
+                    &[inst.into(), state.into(), Val::Int(from), Val::Int(limit)],
+                )?;
+                items.extend(rows.into_iter().map(item_from_row));
+            }
+            items.sort_by(|a: &CareItem, b: &CareItem| (a.created, &a.id).cmp(&(b.created, &b.id)));
+            items.truncate(usize::try_from(limit).unwrap_or(0));
+            Ok(items)
         })
     }
 

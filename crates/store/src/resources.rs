@@ -499,31 +499,38 @@ impl Store {
         })
     }
 
-    /// The next free slots of a schedule from `from` on, in time order, read from
-    /// the `free-start` index entries alone (every free Slot carries one).
+    /// The next free slots of each schedule (a hospital's clinics) from `from`
+    /// on, in time order, read from the `free-start` index entries alone (every
+    /// free Slot carries one), on one connection: one list per schedule, in the
+    /// order given.
     pub fn free_slots(
         &self,
-        schedule: &str,
+        schedules: &[&str],
         from: &str,
         limit: i64,
-    ) -> Result<Vec<FreeSlot>, StoreError> {
+    ) -> Result<Vec<Vec<FreeSlot>>, StoreError> {
         self.db().read(|c| {
-            let rows = c.query(
-                "SELECT s.id, s.value FROM search_index s WHERE s.rtype = 'Slot' AND s.param = 'free-start' AND s.value >= ? AND s.value < ? ORDER BY s.value LIMIT ?",
-                &[format!("{schedule}|{from}").into(), format!("{schedule}|\u{10FFFF}").into(), Val::Int(limit)],
-            )?;
-            Ok(rows
-                .into_iter()
-                .filter_map(|r| {
-                    let mut it = r.into_iter();
-                    let id = it.next()?.into_string()?;
-                    let value = it.next()?.into_string()?;
-                    let mut parts = value.split('|').skip(1);
-                    let start = parts.next()?.to_string();
-                    let held_until = parts.next().filter(|h| !h.is_empty()).map(str::to_string);
-                    Some(FreeSlot { id, start, held_until })
-                })
-                .collect())
+            let mut lists = Vec::with_capacity(schedules.len());
+            for schedule in schedules {
+                let rows = c.query(
+                    "SELECT s.id, s.value FROM search_index s WHERE s.rtype = 'Slot' AND s.param = 'free-start' AND s.value >= ? AND s.value < ? ORDER BY s.value LIMIT ?",
+                    &[format!("{schedule}|{from}").into(), format!("{schedule}|\u{10FFFF}").into(), Val::Int(limit)],
+                )?;
+                lists.push(
+                    rows.into_iter()
+                        .filter_map(|r| {
+                            let mut it = r.into_iter();
+                            let id = it.next()?.into_string()?;
+                            let value = it.next()?.into_string()?;
+                            let mut parts = value.split('|').skip(1);
+                            let start = parts.next()?.to_string();
+                            let held_until = parts.next().filter(|h| !h.is_empty()).map(str::to_string);
+                            Some(FreeSlot { id, start, held_until })
+                        })
+                        .collect(),
+                );
+            }
+            Ok(lists)
         })
     }
 

@@ -1101,6 +1101,22 @@ fn pages_refuse_what_the_api_refuses() {
     assert_eq!(status, 412, "a stale form is refused");
     let (_, body) = get("/care/slots?inst=h1");
     assert!(body.contains("完成就诊"), "{body}");
+    // A clinic that is closed (Schedule.active false) offers no slots any more.
+    let admin = s.token("admin");
+    let mut sch = s.get(&admin, "/fhir/Schedule/sch1").json();
+    sch["active"] = serde_json::json!(false);
+    let r = s.put(
+        &admin,
+        "/fhir/Schedule/sch1",
+        &sch.to_string(),
+        Some("W/\"1\""),
+    );
+    assert_eq!(r.status, 200, "{}", r.text);
+    let (_, body) = get("/care/slots?inst=h1");
+    assert!(
+        !body.contains("逢5坐诊") && !body.contains("slot3"),
+        "{body}"
+    );
 }
 
 /// Every kind of flow resource the server stores and serves validates as FHIR R4.

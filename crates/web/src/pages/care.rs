@@ -995,20 +995,30 @@ async fn slot_list(
         .or_else(|| p.0.institution.clone())
         .unwrap_or_default();
     let i2 = inst.clone();
+    let st2 = st.clone();
     let res = blocking(move || -> Result<_, yigong_fhir::Issue> {
+        // The lead hospitals a member may book at (the organisation tree, cached).
+        let leads = match p2.0.institution.as_deref() {
+            Some(own) => targets(&st2, own, "exam", ""),
+            None => vec![],
+        };
         let schedules = svc.search(&p2, &spec("Schedule", &[("organization", &i2)], 50)?)?.1;
         let from = now();
+        // A clinic that is no longer held (Schedule.active false) offers nothing.
+        let schedules: Vec<(String, Value)> = schedules
+            .into_iter()
+            .map(|s| (s.id, serde_json::from_str(&s.body).unwrap_or(Value::Null)))
+            .filter(|(_, sv)| sv["active"].as_bool() != Some(false))
+            .collect();
+        let ids: Vec<&str> = schedules.iter().map(|(id, _)| id.as_str()).collect();
+        let free = svc.store.free_slots(&ids, &from, 12).map_err(crate::service::store_issue)?;
         let mut out = vec![];
-        for s in schedules {
-            let sv: Value = serde_json::from_str(&s.body).unwrap_or(Value::Null);
-            let slots: Vec<minijinja::Value> = svc
-                .store
-                .free_slots(&s.id, &from, 12)
-                .map_err(crate::service::store_issue)?
+        for ((id, sv), free) in schedules.iter().zip(free) {
+            let slots: Vec<minijinja::Value> = free
                 .into_iter()
                 .map(|x| context! { id => x.id, start => local_time(&x.start), held => x.held_until.as_deref().map(local_time) })
                 .collect();
-            out.push(context! { id => s.id, service => sv["serviceType"][0]["text"].clone(), comment => sv["comment"].clone(), slots => slots });
+            out.push(context! { id => id.clone(), service => sv["serviceType"][0]["text"].clone(), comment => sv["comment"].clone(), slots => slots });
         }
         // The institution's upcoming bookings from its worklist rows (indexed by
         // institution and time), each read by id and checked against the scope.
@@ -1026,21 +1036,14 @@ async fn slot_list(
                 })
             })
             .collect();
-        Ok((out, appts))
+        Ok((out, appts, leads))
     })
     .await;
-    let (schedules, appointments) = match res {
+    let (schedules, appointments, leads) = match res {
         Ok(v) => v,
         Err(e) => return fail(&st, &p, e),
     };
     let names = st.svc.org_names();
-    let leads = match p.0.institution.clone() {
-        Some(own) => {
-            let st2 = st.clone();
-            blocking(move || targets(&st2, &own, "exam", "")).await
-        }
-        None => vec![],
-    };
     render(
         &st,
         "care_slots.html",
