@@ -1031,6 +1031,9 @@ pub struct CareItem {
     pub assignee: Option<String>,
 }
 
+/// Worklist sizes are counted up to this many items (see [`Store::care_worklist`]).
+pub const WORKLIST_COUNT_CAP: i64 = 1000;
+
 const ITEM_COLS: &str = "id, kind, state, priority, req_inst, perf_inst, patient, focus, item, created, responded, done, due, escalated, assignee";
 
 fn item_from_row(r: Vec<Val>) -> CareItem {
@@ -1139,7 +1142,9 @@ impl Store {
         Ok(())
     }
 
-    /// An institution's worklist, newest first. The institution must be within `scope`.
+    /// One page of an institution's worklist, newest first, with the number of
+    /// its items counted up to [`WORKLIST_COUNT_CAP`] + 1 (more than the cap:
+    /// show "cap+"). The institution must be within `scope`.
     pub fn care_worklist(
         &self,
         q: &Worklist,
@@ -1175,7 +1180,15 @@ impl Store {
             }
         }
         self.db().read(|c| {
-            let total = c.scalar_int(&format!("SELECT count(*) {sql}"), &params)?;
+            // Counted up to a bound: an institution's whole history of one kind
+            // (tens of thousands of exams) is not read to print its size.
+            let total = c.scalar_int(
+                &format!(
+                    "SELECT count(*) FROM (SELECT 1 {sql} LIMIT {})",
+                    WORKLIST_COUNT_CAP + 1
+                ),
+                &params,
+            )?;
             let mut p = params.clone();
             p.push(Val::Int(q.limit));
             p.push(Val::Int(q.offset));

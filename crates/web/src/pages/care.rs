@@ -12,7 +12,7 @@ use axum::routing::post;
 use serde_json::json;
 use yigong_care::requests::{self, Parties, ResultValue};
 use yigong_care::{Flow, exams, slots, state_label, task};
-use yigong_store::care::{CareItem, Direction, Worklist};
+use yigong_store::care::{CareItem, Direction, WORKLIST_COUNT_CAP, Worklist};
 
 pub fn routes() -> Router<AppState> {
     Router::new()
@@ -199,6 +199,20 @@ struct ListQuery {
 
 const PAGE: i64 = 30;
 
+/// A worklist's size as counted (see `Store::care_worklist`): "1000+" past the cap.
+fn total_label(total: i64) -> String {
+    if total > WORKLIST_COUNT_CAP {
+        format!("{WORKLIST_COUNT_CAP}+")
+    } else {
+        total.to_string()
+    }
+}
+
+/// Whether a page follows: past the counted cap, a full page may have one.
+fn has_next(page: i64, total: i64, shown: usize) -> bool {
+    (page + 1) * PAGE < total || (total > WORKLIST_COUNT_CAP && shown as i64 == PAGE)
+}
+
 async fn worklist(
     State(st): State<AppState>,
     Query(q): Query<ListQuery>,
@@ -256,6 +270,7 @@ async fn worklist(
     .into_iter()
     .map(|s| context! { code => s, label => state_name(&q.kind, s) })
     .collect();
+    let next = has_next(page, total, rows.len()).then_some(page + 1);
     render(
         &st,
         "care_list.html",
@@ -263,8 +278,8 @@ async fn worklist(
             title => format!("{}工作列表", kind_label(&q.kind)), nav => "care", user => user_ctx(&st, &p),
             kind => q.kind.clone(), kind_label => kind_label(&q.kind), dir => if direction == Direction::Outgoing { "out" } else { "in" },
             state => q.state.clone().unwrap_or_default(), states => states, inst => inst.clone(),
-            inst_name => orgs.get(&inst).cloned(), total => total, rows => rows, page => page,
-            prev => (page > 0).then(|| page - 1), next => ((page + 1) * PAGE < total).then_some(page + 1),
+            inst_name => orgs.get(&inst).cloned(), total => total_label(total), rows => rows, page => page,
+            prev => (page > 0).then(|| page - 1), next => next,
         },
     )
 }
@@ -1348,5 +1363,24 @@ async fn publish_session(
     match res {
         Ok(()) => Redirect::to(&format!("/care/slots?inst={inst}")).into_response(),
         Err(e) => fail(&st, &p, e),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn worklist_sizes_past_the_cap_keep_paging() {
+        assert_eq!(total_label(35), "35");
+        assert_eq!(total_label(WORKLIST_COUNT_CAP), "1000");
+        assert_eq!(total_label(WORKLIST_COUNT_CAP + 1), "1000+");
+        // Counted exactly: the last page has no successor.
+        assert!(has_next(0, 35, 30));
+        assert!(!has_next(1, 35, 5));
+        // Past the cap the count says nothing about page 40: a full page may
+        // have a successor, a short one has none.
+        assert!(has_next(40, WORKLIST_COUNT_CAP + 1, PAGE as usize));
+        assert!(!has_next(40, WORKLIST_COUNT_CAP + 1, 7));
     }
 }
