@@ -446,6 +446,17 @@ impl Store {
                 return Ok((total, rows.into_iter().map(stored_from_row).collect()));
             }
             let mut params = params.clone();
+            // With an exact patient or organisation, its index finds the few rows
+            // and a sort orders them. Left alone, SQLite walks the whole type in
+            // the sort's order to spare that sort (every Schedule of the county
+            // for one hospital's clinics, every Observation for one patient);
+            // `+` makes the order an expression no index gives.
+            let exact_owner = c.dialect() == Dialect::Sqlite
+                && q.clauses.iter().any(|cl| {
+                    matches!(cl, Clause::Column(Column::Patient | Column::Org, ms)
+                        if !ms.is_empty() && ms.iter().all(|m| matches!(m, Match::Eq(_))))
+                });
+            let plus = if exact_owner { "+" } else { "" };
             let mut order = Vec::new();
             for s in &q.sort {
                 let dir = if s.descending { "DESC" } else { "ASC" };
@@ -455,9 +466,9 @@ impl Store {
                     SortKey::Date => "r.sdate".to_string(),
                     SortKey::Name => "r.sname".to_string(),
                 };
-                order.push(format!("{expr} {dir}"));
+                order.push(format!("{plus}{expr} {dir}"));
             }
-            order.push("r.id ASC".to_string());
+            order.push(format!("{plus}r.id ASC"));
             params.push(Val::Int(q.limit));
             params.push(Val::Int(q.offset));
             let sql = format!(
