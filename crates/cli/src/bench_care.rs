@@ -23,7 +23,7 @@ use std::time::{Duration, Instant};
 use yigong_care::exams::{CATALOGUE, CentreKind, ExamItem};
 use yigong_care::requests::{self, Parties, ResultValue};
 use yigong_care::{Flow, slots, task};
-use yigong_store::{Role, Scope, Store, User};
+use yigong_store::{Role, Scope, Store, User, Val};
 
 #[derive(clap::Args)]
 pub struct BenchCareArgs {
@@ -571,9 +571,9 @@ fn close_bench_schedules(store: &Store, client: &Client, admin: &str) -> Result<
     for r in rows {
         let mut it = r.into_iter();
         let (Some(id), Some(version), Some(body)) = (
-            it.next().and_then(|v| v.into_string()),
+            it.next().and_then(Val::into_string),
             it.next().and_then(|v| v.as_int()),
-            it.next().and_then(|v| v.into_string()),
+            it.next().and_then(Val::into_string),
         ) else {
             continue;
         };

@@ -310,7 +310,7 @@ fn sqlite_init(c: &mut rusqlite::Connection, cache_kib: u32) -> rusqlite::Result
 /// unlucky request every few dozen writes (registration at 1M residents: p90
 /// 15 ms, p99 20 ms for a write whose median is 0.7 ms). This thread copies
 /// frames passively on its own connection instead, beside the writer and the
-/// readers, and goes again at once while it finds frames to copy. Under
+/// readers, and goes again at once while its passes copy frames. Under
 /// sustained writing it can never catch up with the last commit, so the WAL
 /// would only grow (845 MB in a 30 s burst), and every new frame would land in
 /// fresh file blocks that the kernel zeroes first; the writer therefore
@@ -366,16 +366,24 @@ impl Checkpointer {
             .name("sqlite-checkpoint".into())
             .spawn(move || {
                 let mut wait = CHECKPOINT_EVERY;
+                let mut last_copied = 0;
                 while let Err(std::sync::mpsc::RecvTimeoutError::Timeout) = rx.recv_timeout(wait) {
                     // (busy, frames in the WAL, frames copied so far)
                     let result = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| {
                         Ok((r.get::<_, i64>(1)?, r.get::<_, i64>(2)?))
                     });
+                    // Again at once only while a pass copies something: frames
+                    // a long reader still needs wait for the next regular pass.
                     wait = match result {
-                        Ok((log, copied)) if log > copied || log >= WAL_RESTART_FRAMES as i64 => {
-                            CHECKPOINT_BEHIND
+                        Ok((log, copied)) => {
+                            let moved = copied != last_copied;
+                            last_copied = copied;
+                            if log > copied && moved {
+                                CHECKPOINT_BEHIND
+                            } else {
+                                CHECKPOINT_EVERY
+                            }
                         }
-                        Ok(_) => CHECKPOINT_EVERY,
                         Err(e) => {
                             tracing::warn!("WAL checkpoint: {e}");
                             CHECKPOINT_EVERY

@@ -130,14 +130,14 @@ impl TxMetrics {
             Some(id) => fetch_request(tx, id)?,
             None => None,
         };
-        let old_req = match old_id {
-            Some(id) if new_id != Some(id) => fetch_request(tx, id)?,
+        let other_req = match old_id {
+            Some(id) if old_id != new_id => fetch_request(tx, id)?,
             _ => None,
         };
-        let old_req = if old_id.is_some() && old_id == new_id {
+        let old_req = if old_id == new_id {
             new_req.as_ref()
         } else {
-            old_req.as_ref()
+            other_req.as_ref()
         };
         let before = match old {
             Some((body, pcomm)) => self.facts(tx, rtype, body, old_req, pcomm)?,
